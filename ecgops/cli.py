@@ -1,0 +1,274 @@
+"""The ``ecgops`` command line: thin commands over the package's functions.
+
+Every command loads the typed config (``params.yaml`` + profile) and calls one function; heavy
+libraries are imported inside the commands so ``ecgops --help`` stays fast. Errors that ecgops
+raises on purpose (bad data, failed validation, registry refusals) print one clear line and exit
+with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ecgops.config import Config, load_config
+from ecgops.errors import EcgopsError
+
+app = typer.Typer(
+    help="ecgops: ECG heartbeat classification platform (data, training, registry, serving).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+train_app = typer.Typer(help="Train and evaluate models (tracked in MLflow).", no_args_is_help=True)
+features_app = typer.Typer(help="Time-series features of the beats.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(features_app, name="features")
+
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="ptb or mitbih")]
+SchemeOpt = Annotated[str, typer.Option("--scheme", "-s", help="beat or patient split")]
+
+
+def _mount_data_app() -> None:
+    from ecgops.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data", help="Raw records -> validated heartbeat tables.")
+
+
+_mount_data_app()
+
+
+@app.callback()
+def _main(
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="smoke, quick or full (default: params)")
+    ] = None,
+) -> None:
+    """Select the profile for every command (sets ECGOPS_PROFILE)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    _configure_logging()
+    if profile:
+        os.environ["ECGOPS_PROFILE"] = profile
+
+
+def _configure_logging() -> None:
+    """ecgops at INFO on stderr; chatty libraries at WARNING."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("great_expectations", "mlflow", "alembic", "urllib3", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _cfg() -> Config:
+    return load_config()
+
+
+def _tasks(task: str) -> list[str]:
+    return ["ptb", "mitbih"] if task == "all" else [task]
+
+
+def _echo_json(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def config(
+    sections_dir: Annotated[
+        Path | None, typer.Option(help="write one resolved JSON per section here (DVC deps)")
+    ] = None,
+) -> None:
+    """Print the resolved configuration (profile applied), or write it per section."""
+    from ecgops.io import write_json
+
+    resolved = _cfg().model_dump(mode="json")
+    if sections_dir is None:
+        _echo_json(resolved)
+        return
+    for section, values in resolved.items():
+        if isinstance(values, dict):
+            payload = {"profile": resolved["profile"], "seed": resolved["seed"], section: values}
+            write_json(payload, sections_dir / f"{section}.json")
+    typer.echo(f"resolved params ({resolved['profile']}) -> {sections_dir}")
+
+
+@app.command()
+def validate(task: TaskOpt = "all") -> None:
+    """Validate processed beat tables with Great Expectations (report under outputs/validation)."""
+    from ecgops.data.validation import validate_task
+
+    cfg = _cfg()
+    for t in _tasks(task):
+        report = validate_task(cfg, t)
+        typer.echo(f"{t}: validation passed ({report.n_rows} rows, classes {report.class_counts})")
+
+
+@features_app.command("build")
+def features_build(task: TaskOpt = "all") -> None:
+    """Extract the configured feature set for a task (cached DVC stage)."""
+    from ecgops.features.tsfeatures import build_features
+
+    cfg = _cfg()
+    for t in _tasks(task):
+        typer.echo(f"{t}: features -> {build_features(cfg, t)}")
+
+
+@train_app.command("classical")
+def train_classical(
+    task: TaskOpt,
+    scheme: SchemeOpt = "beat",
+    model: Annotated[str, typer.Option(help="lr, rf or lgbm")] = "lgbm",
+    input: Annotated[str, typer.Option("--input", help="raw or features")] = "raw",
+) -> None:
+    """Train one classical model (LR / RF / LightGBM) on raw beats or features."""
+    from ecgops.training.classical import train_classical as run
+
+    record = run(_cfg(), task, scheme, model, input)
+    _echo_json({k: record.get(k) for k in ("name", "scheme", "test", "cv", "mlflow_run_id")})
+
+
+@train_app.command("deep")
+def train_deep(
+    task: TaskOpt,
+    scheme: SchemeOpt = "beat",
+    model: Annotated[str, typer.Option(help="lstm, bilstm, cnn, rescnn or transformer")] = "cnn",
+) -> None:
+    """Train one deep model (PyTorch) with early stopping and checkpoints."""
+    from ecgops.training.deep import train_deep as run
+
+    record = run(_cfg(), task, scheme, model)
+    _echo_json({k: record.get(k) for k in ("name", "scheme", "test", "cv", "mlflow_run_id")})
+
+
+@train_app.command("pretrain")
+def train_pretrain(
+    method: Annotated[str, typer.Option(help="supervised or contrastive")] = "contrastive",
+    scheme: SchemeOpt = "beat",
+) -> None:
+    """Pretrain the 16-d encoder on MIT-BIH (supervised or contrastive)."""
+    from ecgops.training.pretrain import pretrain
+
+    _echo_json(pretrain(_cfg(), method, scheme))
+
+
+@train_app.command("finetune")
+def train_finetune(
+    encoder: Annotated[str, typer.Option(help="supervised, contrastive or scratch")],
+    strategy: Annotated[str, typer.Option(help="A (frozen), B (all), C (head then all)")] = "B",
+    scheme: SchemeOpt = "beat",
+) -> None:
+    """Fine-tune a pretrained encoder on PTB with strategy A, B or C (or train from scratch)."""
+    from ecgops.training.finetune import finetune
+
+    record = finetune(_cfg(), scheme, encoder, strategy)
+    _echo_json({k: record.get(k) for k in ("name", "scheme", "test", "cv", "mlflow_run_id")})
+
+
+@app.command()
+def register(task: TaskOpt = "all") -> None:
+    """Register each task's best run (by validation metric) as the `challenger`."""
+    from ecgops.registry.register import register_best
+
+    cfg = _cfg()
+    for t in _tasks(task):
+        version = register_best(cfg, t)
+        if version is None:
+            typer.echo(f"{t}: no run with a logged model to register")
+        else:
+            typer.echo(f"{t}: ecgops-{t} version {version.version} is the challenger")
+
+
+@app.command()
+def promote(
+    task: TaskOpt = "all",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the decision only")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="restore the previous champion")] = False,
+) -> None:
+    """Promotion gate: the challenger becomes champion only if it is better and passes checks."""
+    from ecgops.registry import promote as P
+
+    cfg = _cfg()
+    for t in _tasks(task):
+        if rollback:
+            typer.echo(P.rollback(cfg, t))
+        else:
+            typer.echo(P.promote(cfg, t, dry_run=dry_run))
+
+
+@app.command()
+def predict(
+    output: Annotated[Path, typer.Option("--output", "-o", help="output CSV")],
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Kaggle-layout CSV")] = None,
+    record: Annotated[
+        list[str] | None, typer.Option("--record", help="WFDB record path (no extension)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="model URI, e.g. models:/ecgops-ptb@champion")] = None,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="use this task's champion")] = None,
+) -> None:
+    """Batch prediction on a CSV of beats, or record-level diagnosis of WFDB records."""
+    from ecgops import predict as P
+
+    cfg = _cfg()
+    uri = P.resolve_model_uri(cfg, task=task, model=model)
+    if record:
+        if not task:
+            raise typer.BadParameter("--record needs --task (ptb or mitbih)")
+        summary = P.predict_records(cfg, task, [Path(r) for r in record], output, model_uri=uri)
+    elif input is not None:
+        summary = P.predict_csv(uri, input, output, cfg=cfg)
+    else:
+        raise typer.BadParameter("give --input CSV or --record PATH")
+    _echo_json(summary)
+
+
+@app.command()
+def serve(
+    task: Annotated[str | None, typer.Option("--task", "-t")] = "ptb",
+    model: Annotated[str | None, typer.Option(help="model URI (default: the task's champion)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default from params.yaml)")] = None,
+) -> None:
+    """Serve a registered model over HTTP (MLflow scoring server) on 127.0.0.1."""
+    from ecgops.serve import serve as run
+
+    run(_cfg(), task=task, model=model, host=host, port=port)
+
+
+@app.command()
+def report() -> None:
+    """Write the results report (HTML + Markdown) from metrics files and MLflow runs."""
+    from ecgops.evaluation.report import build_report
+
+    for path in build_report(_cfg()):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def pipeline() -> None:
+    """Run the whole pipeline as a Prefect flow (ephemeral local server by default)."""
+    from ecgops.orchestration import run_pipeline
+
+    cfg = _cfg()
+    run_pipeline(cfg.profile)
+
+
+def main() -> None:
+    """Console entry point: clear one-line errors for expected failures."""
+    try:
+        app()
+    except EcgopsError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except FileNotFoundError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""Typed view of ``params.yaml``: the one source of configuration.
+
+``load_config()`` reads ``params.yaml``, applies the selected profile's overrides
+(``smoke``, ``quick`` or ``full``; ``ECGOPS_PROFILE`` wins over the file) and
+returns a validated, immutable :class:`Config`. Profiles change sizes, not code.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+TASKS = ("ptb", "mitbih")
+Task = Literal["ptb", "mitbih"]
+Scheme = Literal["beat", "patient"]
+PARAMS_FILE = "params.yaml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Frozen):
+    raw_source: str | None
+    raw: str
+    processed: str
+    splits: str
+    features: str
+    outputs: str
+    models: str
+    dvc_remote: str
+
+
+class TrackingConfig(_Frozen):
+    uri: str | None
+    artifact_root: str | None
+    experiment_prefix: str
+
+
+class MitbihConfig(_Frozen):
+    lead: str
+    fallback_channel: int
+    annotator: str
+    beat_symbols: dict[str, list[str]]
+    holdout_records: list[str]
+    ds1: list[str]
+    ds2: list[str]
+
+
+class PtbxlConfig(_Frozen):
+    lead: str
+    filename_column: str
+    holdout_folds: list[int]
+    mi_class: str
+    norm_class: str
+
+
+class PtbdbConfig(_Frozen):
+    lead: str
+    mi_reason: str
+    healthy_reason: str
+
+
+class PeakStatsConfig(_Frozen):
+    short_beat_s: float
+    hr_reference: Literal["xqrs", "none"]
+    match_tolerance_s: float
+    hr_bins: list[float]
+
+
+class DataConfig(_Frozen):
+    fs: int
+    window_s: float
+    beat_len: int
+    period_factor: float
+    peak_threshold: float
+    refractory_s: float
+    min_beats_per_window: int
+    partial_window: Literal["drop", "keep"]
+    last_beat: Literal["pad", "drop"]
+    min_beat_s: float
+    max_records: int | None
+    raw_folders: dict[str, str]
+    require_checksums: bool
+    stats: PeakStatsConfig
+    mitbih: MitbihConfig
+    ptbxl: PtbxlConfig
+    ptbdb: PtbdbConfig
+    ptb_sources: list[str]
+
+
+class SplitsConfig(_Frozen):
+    scheme: Scheme
+    schemes: list[Scheme]
+    test_size: float
+    val_size: float
+    cv_folds: int
+    mitbih_patient_val: Literal["grouped", "beat"]
+
+
+class ValidationConfig(_Frozen):
+    min_rows: dict[str, int]
+    min_per_class: dict[str, int]
+    max_abs_value: float
+    max_inner_zero_run: int
+    min_beat_samples: int
+    max_duplicate_fraction: float = Field(ge=0.0, le=1.0)
+
+
+class CompactFeaturesConfig(_Frozen):
+    """Parameters of the compact (vectorised) feature set; see ecgops/features/tsfeatures.py."""
+
+    quantiles: list[float]
+    autocorr_lags: list[int]
+    nonlinearity_lags: list[int]
+    peak_support: list[int]
+    r_sigma: list[float]
+    mass_quantiles: list[float]
+    fft_bands: int = Field(ge=1)
+    waveform_step: int = Field(ge=1)
+    phase_points: int = Field(ge=2)
+    s_window_s: float
+    st_window_s: tuple[float, float]
+    t_start_s: float
+    t_end_rr: float = Field(gt=0.0)
+
+
+class FeaturesConfig(_Frozen):
+    set: Literal["compact", "efficient"]
+    n_jobs: int
+    chunk_size: int = Field(ge=1)
+    selection: Literal["relevance", "none"]
+    select_fdr: float
+    compact: CompactFeaturesConfig
+
+
+class LRConfig(_Frozen):
+    Cs: list[float]
+    l1_ratios: list[float]
+    cv: int
+    max_iter: int
+
+
+class RFConfig(_Frozen):
+    n_estimators: int
+    max_depth: int | None
+    min_samples_leaf: int
+
+
+class LGBMConfig(_Frozen):
+    n_estimators: int
+    learning_rate: float
+    num_leaves: int
+    subsample: float
+    subsample_freq: int
+    colsample_bytree: float
+
+
+class ClassicalConfig(_Frozen):
+    models: list[Literal["lr", "rf", "lgbm"]]
+    inputs: list[Literal["raw", "features"]]
+    imbalance: Literal["smote", "class_weight", "none"]
+    smote_k_neighbors: int = Field(ge=1)
+    n_jobs: int
+    lr: LRConfig
+    rf: RFConfig
+    lgbm: LGBMConfig
+    max_train_rows: int | None
+
+
+class AttentionConfig(_Frozen):
+    examples_per_class: int = 3
+    max_beats: int = 2000
+
+
+class DeepConfig(_Frozen):
+    models: list[str]
+    batch_size: int
+    epochs: int
+    patience: int
+    lr: float
+    weight_decay: float
+    imbalance: Literal["weighted_loss", "balanced_sampler", "none"]
+    num_threads: int | None
+    max_train_rows: int | None
+    schedule: Literal["cosine", "plateau"] = "cosine"
+    grad_clip: float | None = None
+    amp: bool = True
+    eval_batch_size: int = 1024
+    cv: bool = True
+    attention: AttentionConfig = AttentionConfig()
+    archs: dict[str, dict[str, Any]]
+
+
+class AugmentConfig(_Frozen):
+    noise_std: float
+    scale_range: tuple[float, float]
+    stretch_range: tuple[float, float]
+
+
+class TransferConfig(_Frozen):
+    embedding_dim: int
+    projection_dim: int
+    encoder: dict[str, Any]
+    temperature: float
+    pretrain_epochs: int
+    finetune_epochs: int
+    patience: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    finetune_lr_ratio: float
+    phase_one_fraction: float = Field(gt=0.0, lt=1.0)
+    strategies: list[Literal["A", "B", "C"]]
+    encoders: list[Literal["supervised", "contrastive"]]
+    max_train_rows: int | None
+    probe_rows: int
+    probe_class_weight: Literal["balanced", "none"]
+    plot_points: int
+    augment: AugmentConfig
+
+
+class RegistryConfig(_Frozen):
+    select_metric: str
+    margin: float
+    floors: dict[str, dict[str, float]]
+    max_model_mb: float
+    max_latency_ms: float
+    latency_repeats: int = Field(default=20, ge=1)
+    smoke_beats: int = Field(default=16, ge=1)
+    drift_threshold: float
+    drift_bins: int = Field(default=10, ge=2)
+    record_aggregation: Literal["mean_proba", "majority"]
+    lock_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class ServingConfig(_Frozen):
+    host: str
+    port: int
+    workers: int = Field(default=1, ge=1)
+    startup_timeout_s: float = Field(default=180.0, gt=0)
+    batch_chunk_size: int = Field(default=10000, ge=1)
+
+
+class PipelineConfig(_Frozen):
+    tasks: list[Task]
+    classical: dict[str, list[str]]
+    deep: dict[str, list[str]]
+    pretrain_methods: list[Literal["supervised", "contrastive"]]
+    finetune_encoders: list[Literal["supervised", "contrastive"]]
+    max_workers: int
+
+
+class Config(_Frozen):
+    """The whole validated configuration, with the active profile applied."""
+
+    profile: str
+    seed: int
+    paths: PathsConfig
+    tracking: TrackingConfig
+    data: DataConfig
+    splits: SplitsConfig
+    validation: ValidationConfig
+    features: FeaturesConfig
+    classical: ClassicalConfig
+    deep: DeepConfig
+    transfer: TransferConfig
+    registry: RegistryConfig
+    serving: ServingConfig
+    pipeline: PipelineConfig
+    root: Path = Field(exclude=True)
+
+    # ---- resolved locations -------------------------------------------------
+    def path(self, name: str) -> Path:
+        """Absolute path of a ``paths`` entry (relative entries resolve under the root)."""
+        value = getattr(self.paths, name)
+        p = Path(value)
+        return p if p.is_absolute() else (self.root / p)
+
+    @property
+    def raw_source(self) -> Path:
+        """Where the raw PhysioNet records come from (read-only)."""
+        env = os.environ.get("ECGOPS_DATA_SOURCE")
+        if env:
+            return Path(env)
+        if self.paths.raw_source:
+            p = Path(self.paths.raw_source)
+            return p if p.is_absolute() else (self.root / p)
+        return (self.root.parent / "shared" / "data").resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: env, then params, then a local SQLite file."""
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        if self.tracking.uri:
+            return self.tracking.uri
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        """Where MLflow stores artifacts of experiments that ecgops creates."""
+        if self.tracking.artifact_root:
+            return self.tracking.artifact_root
+        return (self.root / "mlartifacts").as_uri()
+
+    def experiment_name(self, task: str) -> str:
+        """One MLflow experiment per dataset/task."""
+        return f"{self.tracking.experiment_prefix}-{task}"
+
+    def class_names(self, task: str) -> list[str]:
+        """Class names in label order for a task."""
+        if task == "mitbih":
+            return list(self.data.mitbih.beat_symbols)
+        if task == "ptb":
+            return ["healthy", "MI"]
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: ``$ECGOPS_ROOT``, else the nearest parent holding params.yaml."""
+    env = os.environ.get("ECGOPS_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / PARAMS_FILE).exists():
+            return candidate
+    pkg_root = Path(__file__).resolve().parent.parent
+    if (pkg_root / PARAMS_FILE).exists():
+        return pkg_root
+    raise FileNotFoundError(
+        f"no {PARAMS_FILE} found in {here} or its parents; run ecgops from the project "
+        "or set ECGOPS_ROOT"
+    )
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (dicts merge, others replace)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(path: Path) -> dict[str, Any]:
+    """Read a params file into a plain dict, with a clear error when it is unusable."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: params file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def load_config(
+    root: Path | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Load ``params.yaml`` with a profile and optional overrides applied.
+
+    Args:
+        root: project root (default: :func:`find_root`).
+        profile: profile name; default ``$ECGOPS_PROFILE`` or the file's ``profile``.
+        overrides: nested dict merged last (tests and sweeps).
+
+    Returns:
+        The validated :class:`Config`.
+    """
+    root = (root or find_root()).resolve()
+    params = load_params(root / PARAMS_FILE)
+    profiles = params.pop("profiles", {}) or {}
+    chosen = profile or os.environ.get("ECGOPS_PROFILE") or params.get("profile", "full")
+    if chosen not in profiles:
+        raise ValueError(
+            f"{root / PARAMS_FILE}: unknown profile {chosen!r}; expected one of {sorted(profiles)}"
+        )
+    merged = deep_merge(params, profiles[chosen] or {})
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    merged["profile"] = chosen
+    return Config(**merged, root=root)

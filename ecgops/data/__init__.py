@@ -1,0 +1,1 @@
+"""Raw records to validated heartbeat tables."""

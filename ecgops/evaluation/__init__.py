@@ -1,0 +1,1 @@
+"""Metrics, plots, attention maps, calibration and the results report."""

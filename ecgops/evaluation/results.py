@@ -1,0 +1,145 @@
+"""One place that turns predictions into the platform's evaluation outputs.
+
+For a model x task x scheme it writes the metrics JSON (a DVC metrics file), the curve CSVs
+(DVC plots), the PNG figures, and logs all of them to the active MLflow run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecgops.config import Config
+from ecgops.evaluation import metrics as M
+from ecgops.evaluation import plots as P
+from ecgops.io import atomic_path, write_json
+
+
+def metrics_path(cfg: Config, task: str, scheme: str, name: str) -> Path:
+    """Path of the DVC metrics file of a model."""
+    return cfg.path("outputs") / "metrics" / task / scheme / f"{name}.json"
+
+
+def plots_dir(cfg: Config, task: str, scheme: str, name: str) -> Path:
+    """Directory of the DVC plot CSVs of a model."""
+    return cfg.path("outputs") / "plots" / task / scheme / name
+
+
+def figures_dir(cfg: Config, task: str, scheme: str, name: str) -> Path:
+    """Directory of the PNG figures of a model."""
+    return cfg.path("outputs") / "figures" / task / scheme / name
+
+
+def save_evaluation(
+    cfg: Config,
+    *,
+    task: str,
+    scheme: str,
+    name: str,
+    family: str,
+    y_test: np.ndarray,
+    proba_test: np.ndarray,
+    y_val: np.ndarray | None = None,
+    proba_val: np.ndarray | None = None,
+    timing: dict[str, float] | None = None,
+    n: dict[str, int] | None = None,
+    cv: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compute metrics and write every evaluation output of one model.
+
+    Args:
+        cfg: configuration.
+        task, scheme, name, family: identify the model (see docs/architecture.md).
+        y_test, proba_test: test labels and class probabilities (n, k).
+        y_val, proba_val: validation labels and probabilities (model selection uses these).
+        timing: fit/predict timings (seconds, beats/s).
+        n: row counts per part.
+        cv: grouped cross-validation summary (e.g. balanced_accuracy_mean/std).
+        extra: any other JSON-able facts to record.
+
+    Returns:
+        The metrics record that was written.
+    """
+    import mlflow
+
+    from ecgops.tracking import data_version, git_commit
+
+    class_names = cfg.class_names(task)
+    record: dict[str, Any] = {
+        "task": task,
+        "scheme": scheme,
+        "name": name,
+        "family": family,
+        "test": M.classification_metrics(y_test, proba_test),
+        "timing": timing or {},
+        "n": n or {"test": int(len(y_test))},
+        "git_commit": git_commit(cfg.root),
+        "data_version": data_version(cfg, task),
+        "profile": cfg.profile,
+    }
+    record["test"]["ece"] = M.expected_calibration_error(y_test, proba_test)
+    if y_val is not None and proba_val is not None and len(y_val):
+        record["val"] = M.classification_metrics(y_val, proba_val)
+    if cv:
+        record["cv"] = cv
+    if extra:
+        record.update(extra)
+    active = mlflow.active_run()
+    if active is not None:
+        record["mlflow_run_id"] = active.info.run_id
+
+    cm = M.confusion(y_test, proba_test)
+    roc_rows, pr_rows = M.curve_points(y_test, proba_test, class_names)
+    pdir = plots_dir(cfg, task, scheme, name)
+    _write_csv(pd.DataFrame(roc_rows, columns=["class", "fpr", "tpr"]), pdir / "roc.csv")
+    _write_csv(pd.DataFrame(pr_rows, columns=["class", "recall", "precision"]), pdir / "pr.csv")
+    _write_csv(_confusion_pairs(y_test, proba_test, class_names), pdir / "confusion.csv")
+
+    fdir = figures_dir(cfg, task, scheme, name)
+    title = f"{task} / {scheme} split / {name}"
+    P.plot_confusion(cm, class_names, f"Confusion: {title}", fdir / "confusion.png")
+    P.plot_curves(roc_rows, "fpr", "tpr", f"ROC: {title}", fdir / "roc.png", diagonal=True)
+    P.plot_curves(pr_rows, "recall", "precision", f"Precision-recall: {title}", fdir / "pr.png")
+    P.plot_reliability(y_test, proba_test, f"Reliability: {title}", fdir / "calibration.png")
+    record["confusion_matrix"] = cm.tolist()
+    write_json(record, metrics_path(cfg, task, scheme, name))
+
+    if active is not None:
+        mlflow.log_metrics(_flat_metrics(record))
+        mlflow.log_artifacts(str(fdir), artifact_path="figures")
+        mlflow.log_artifacts(str(pdir), artifact_path="plots")
+        mlflow.log_artifact(str(metrics_path(cfg, task, scheme, name)), artifact_path="metrics")
+    return record
+
+
+def _flat_metrics(record: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for part in ("test", "val", "cv", "timing"):
+        for key, value in (record.get(part) or {}).items():
+            if isinstance(value, int | float) and not math.isnan(float(value)):
+                out[f"{part}_{key}"] = float(value)
+    return out
+
+
+def _confusion_pairs(y_true: np.ndarray, proba: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """Actual/predicted name pairs, the format of DVC's confusion plot template."""
+    pred = proba.argmax(axis=1)
+    return pd.DataFrame({"actual": [names[i] for i in y_true], "predicted": [names[i] for i in pred]})
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def load_all_metrics(cfg: Config) -> list[dict[str, Any]]:
+    """Every metrics record under outputs/metrics (for the report and model selection)."""
+    import json
+
+    root = cfg.path("outputs") / "metrics"
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/*/*.json"))]

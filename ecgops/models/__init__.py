@@ -1,0 +1,1 @@
+"""Model definitions: classical pipelines, neural networks (nets/) and the beat encoder."""

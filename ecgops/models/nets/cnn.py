@@ -1,0 +1,61 @@
+"""A plain 1-D convolutional beat classifier: conv blocks, then a dense head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ecgops.schema import BEAT_LEN
+
+
+class CNNNet(nn.Module):
+    """Conv1d -> BatchNorm -> ReLU -> MaxPool(2) per entry of ``channels``, then a dense head.
+
+    The head flattens the feature maps (beats are aligned on the R peak, so position matters).
+
+    Args:
+        n_classes: number of output classes.
+        channels: output channels of each conv block.
+        kernel: convolution kernel size (odd keeps the length).
+        dropout: dropout before the dense layers.
+        hidden: width of the hidden dense layer.
+        length: input length (187 samples).
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        channels: list[int] | tuple[int, ...] = (32, 64, 128),
+        kernel: int = 5,
+        dropout: float = 0.2,
+        hidden: int = 64,
+        length: int = BEAT_LEN,
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for c_out in channels:
+            blocks += [
+                nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool1d(2),
+            ]
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, 1, length)).numel()
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(flat, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for beats ``x`` (n, 187); ``mask`` (True at padding) zeroes padded samples."""
+        if mask is not None:
+            x = x.masked_fill(mask, 0.0)
+        return self.head(self.features(x.unsqueeze(1)))

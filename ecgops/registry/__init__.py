@@ -1,0 +1,1 @@
+"""MLflow registry: self-contained pyfunc models, registration, promotion gate."""

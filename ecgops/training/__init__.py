@@ -1,0 +1,1 @@
+"""Training: classical fits, the torch engine, deep models, augmentation and transfer."""

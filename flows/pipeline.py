@@ -1,0 +1,132 @@
+"""Flow ``pipeline``: ingest -> (classical || deep || transfer) -> evaluate_and_register.
+
+The parent flow of the scheduled deployments (prefect.yaml). The three training tracks are
+independent and run concurrently as subflows, ``max_workers`` trainings at a time in all; the
+transfer track can instead be sent to the GPU work pool (``transfer_deployment``). Registering
+waits for every track: a failed training stops the pipeline before anything is registered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from ecgops import orchestration as orc
+from ecgops.config import load_config
+from flows.evaluate_and_register import evaluate_and_register
+from flows.ingest import ingest
+from flows.pretrain_and_transfer import pretrain_and_transfer
+from flows.train_classical import train_classical
+from flows.train_deep import train_deep
+
+TRACKS = {
+    "classical": train_classical,
+    "deep": train_deep,
+    "transfer": pretrain_and_transfer,
+}
+TRANSFER_TASKS = {"mitbih", "ptb"}  # pretrained on MIT-BIH, fine-tuned on PTB
+
+
+@task(name="track", task_run_name="track-{name}", cache_policy=NO_CACHE, persist_result=False)
+def run_track(
+    name: str, params: dict[str, Any], deployment: str | None = None
+) -> list[dict[str, Any]]:
+    """Run one training track as a subflow here, or as a run of a deployment (GPU pool)."""
+    if deployment:
+        from prefect.deployments import run_deployment
+
+        get_run_logger().info("sending the %s track to deployment %s", name, deployment)
+        flow_run = run_deployment(name=deployment, parameters=params, timeout=None)
+        if flow_run.state is None or not flow_run.state.is_completed():
+            raise RuntimeError(f"deployment {deployment} ended in state {flow_run.state}")
+        return []
+    return TRACKS[name](**params)
+
+
+@flow(name="pipeline")
+def pipeline(
+    profile: str | None = None,
+    tasks: list[str] | None = None,
+    schemes: list[str] | None = None,
+    kaggle_dir: str | None = None,
+    classical_models: list[str] | None = None,
+    classical_inputs: list[str] | None = None,
+    deep_models: list[str] | None = None,
+    transfer: bool = True,
+    transfer_deployment: str | None = None,
+    register_challengers: bool = True,
+    promote: bool = True,
+    max_workers: int | None = None,
+) -> dict[str, Any]:
+    """The whole platform: data, every training track, registration and the promotion gate.
+
+    Args:
+        profile: ``smoke``, ``quick`` or ``full`` (default: ``$ECGOPS_PROFILE`` / params.yaml).
+        tasks: ``ptb`` and/or ``mitbih`` (default: ``pipeline.tasks``).
+        schemes: ``beat`` and/or ``patient`` (default: ``splits.schemes``).
+        kaggle_dir: import the Kaggle CSVs of this directory instead of the raw records.
+        classical_models: for every task (default: ``pipeline.classical``); ``[]`` skips.
+        classical_inputs: ``raw`` and/or ``features`` (default: ``classical.inputs``).
+        deep_models: for every task (default: ``pipeline.deep``); ``[]`` skips the track.
+        transfer: run the pretraining and transfer track (needs both tasks).
+        transfer_deployment: run that track as this deployment instead (e.g.
+            ``pretrain-and-transfer/gpu-pretrain-and-transfer`` on the GPU pool).
+        register_challengers: register each task's best run as ``challenger``.
+        promote: run the promotion gate after registering.
+        max_workers: trainings at once over all tracks (default: ``pipeline.max_workers``).
+
+    Returns:
+        The metrics records per track and the registry summary.
+    """
+    cfg = load_config(profile=profile)
+    tasks = list(tasks or cfg.pipeline.tasks)
+    inputs = list(classical_inputs or cfg.classical.inputs)
+    logger = get_run_logger()
+    logger.info("pipeline: profile %s, tasks %s, root %s", cfg.profile, tasks, cfg.root)
+
+    data = ingest(
+        profile=cfg.profile,
+        tasks=tasks,
+        kaggle_dir=kaggle_dir,
+        with_features="features" in inputs and classical_models != [],
+    )
+
+    common = {"profile": cfg.profile, "schemes": schemes}
+    tracks: dict[str, dict[str, Any]] = {}
+    if classical_models != []:
+        tracks["classical"] = {
+            **common,
+            "tasks": tasks,
+            "models": classical_models,
+            "inputs": inputs,
+        }
+    if deep_models != []:
+        tracks["deep"] = {**common, "tasks": tasks, "models": deep_models}
+    if transfer and set(tasks) >= TRANSFER_TASKS:
+        tracks["transfer"] = dict(common)
+    elif transfer:
+        logger.info("transfer track skipped: it needs both tasks %s", sorted(TRANSFER_TASKS))
+
+    outer, inner = orc.split_workers(max_workers or cfg.pipeline.max_workers, len(tracks))
+    calls = []
+    for name, params in tracks.items():
+        remote = transfer_deployment if name == "transfer" else None
+        calls.append(
+            (
+                run_track,
+                {"name": name, "params": {**params, "max_workers": inner}, "deployment": remote},
+            )
+        )
+    logger.info("tracks %s: %d at once, %d trainings each", list(tracks), outer, inner)
+    outcomes = orc.run_concurrently(calls, cfg, outer)
+    orc.raise_on_failures(outcomes, "pipeline trainings")
+    trained = {name: o.value for name, o in zip(tracks, outcomes, strict=True)}
+
+    registry = (
+        evaluate_and_register(profile=cfg.profile, tasks=tasks, promote=promote)
+        if register_challengers
+        else {}
+    )
+    return {"data": data, "trained": trained, "registry": registry}

@@ -1,0 +1,154 @@
+"""Flow ``pretrain_and_transfer``: encoders pretrained on MIT-BIH, fine-tuned on PTB.
+
+Per split scheme: supervised and contrastive pretraining on MIT-BIH (concurrently, with the
+from-scratch PTB baseline), then every encoder x strategy (A frozen, B all, C head then all)
+fine-tune on PTB. The platform's GPU workload: deployed to the ``ecgops-gpu`` docker work pool
+(prefect.yaml), and run on CPU inside the pipeline otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from ecgops import orchestration as orc
+from ecgops.config import Config, load_config
+
+PRETRAIN_TASK = "mitbih"
+FINETUNE_TASK = "ptb"
+SCRATCH = "scratch"
+SCRATCH_STRATEGY = "B"  # the baseline trains everything, like strategy B
+
+
+def _encoder_file(cfg: Config, method: str, scheme: str) -> Path:
+    from ecgops.training.pretrain import encoder_path
+
+    return encoder_path(cfg, method, scheme)
+
+
+def _finetune_reads(cfg: Config, inputs: Mapping[str, Any]) -> list[Path]:
+    files = [orc.table(cfg, k, FINETUNE_TASK) for k in ("processed", "splits")]
+    if inputs["encoder"] != SCRATCH:  # a new encoder means new fine-tunes
+        files.append(_encoder_file(cfg, inputs["encoder"], inputs["scheme"]))
+    return files
+
+
+@task(
+    name="pretrain",
+    task_run_name="pretrain-{method}-{scheme}",
+    cache_policy=orc.InputsAndFiles(
+        code=orc.TRAIN_CODE,
+        sections=("transfer", "deep", "splits", "tracking"),
+        reads=lambda cfg, _: [orc.table(cfg, k, PRETRAIN_TASK) for k in ("processed", "splits")],
+        writes=lambda cfg, i: [_encoder_file(cfg, i["method"], i["scheme"])],
+    ),
+    persist_result=True,
+    result_serializer=orc.RESULT_SERIALIZER,
+    **orc.retry_options("train"),
+)
+def pretrain_encoder(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
+    """Pretrain one encoder on MIT-BIH (``supervised`` or ``contrastive``)."""
+    from ecgops.training.pretrain import pretrain
+
+    logger = get_run_logger()
+    logger.info("pretraining the %s encoder on %s (%s split)", method, PRETRAIN_TASK, scheme)
+    summary = pretrain(cfg, method, scheme)
+    logger.info(
+        "%s encoder saved to %s, MLflow run %s",
+        method,
+        summary.get("encoder_path"),
+        summary.get("run_id"),
+    )
+    return orc.as_plain(summary)
+
+
+@task(
+    name="finetune",
+    task_run_name="finetune-{encoder}-{strategy}-{scheme}",
+    cache_policy=orc.InputsAndFiles(
+        code=orc.TRAIN_CODE,
+        sections=("transfer", "deep", "splits", "tracking"),
+        reads=_finetune_reads,
+    ),
+    persist_result=True,
+    result_serializer=orc.RESULT_SERIALIZER,
+    **orc.retry_options("train"),
+)
+def finetune_encoder(cfg: Config, scheme: str, encoder: str, strategy: str) -> dict[str, Any]:
+    """Fine-tune a pretrained encoder (or train the same network from scratch) on PTB."""
+    from ecgops.training.finetune import finetune
+
+    logger = get_run_logger()
+    logger.info("fine-tuning: %s encoder, strategy %s, %s split", encoder, strategy, scheme)
+    summary = finetune(cfg, scheme, encoder, strategy)
+    logger.info("%s done, MLflow run %s", summary.get("name"), summary.get("run_id"))
+    return orc.as_plain(summary)
+
+
+@flow(name="pretrain-and-transfer")
+def pretrain_and_transfer(
+    profile: str | None = None,
+    schemes: list[str] | None = None,
+    methods: list[str] | None = None,
+    strategies: list[str] | None = None,
+    scratch: bool = True,
+    max_workers: int | None = None,
+) -> list[dict[str, Any]]:
+    """Pretrain encoders on MIT-BIH and fine-tune them on PTB; publish the metrics table.
+
+    Args:
+        profile: ``smoke``, ``quick`` or ``full`` (default: ``$ECGOPS_PROFILE`` / params.yaml).
+        schemes: ``beat`` and/or ``patient`` (default: ``splits.schemes``).
+        methods: pretraining methods (default: ``pipeline.pretrain_methods``); each one's
+            encoder is fine-tuned when it is in ``pipeline.finetune_encoders``.
+        strategies: ``A``, ``B``, ``C`` (default: ``transfer.strategies``).
+        scratch: also train the from-scratch baseline.
+        max_workers: trainings at once (default: ``pipeline.max_workers``).
+
+    Returns:
+        The pretraining and fine-tuning records (the flow fails, after publishing the table,
+        if any run failed).
+    """
+    cfg = load_config(profile=profile)
+    schemes = list(schemes or cfg.splits.schemes)
+    methods = list(methods or cfg.pipeline.pretrain_methods)
+    strategies = list(strategies or cfg.transfer.strategies)
+    workers = max_workers or cfg.pipeline.max_workers
+    logger = get_run_logger()
+
+    first = [
+        (pretrain_encoder, {"cfg": cfg, "method": m, "scheme": s}) for s in schemes for m in methods
+    ]
+    if scratch:
+        first += [
+            (
+                finetune_encoder,
+                {"cfg": cfg, "scheme": s, "encoder": SCRATCH, "strategy": SCRATCH_STRATEGY},
+            )
+            for s in schemes
+        ]
+    logger.info("phase 1: %d pretraining/scratch runs", len(first))
+    outcomes = orc.run_concurrently(first, cfg, workers)
+
+    pretrained = [
+        (params["scheme"], params["method"])
+        for (fn, params), outcome in zip(first, outcomes, strict=True)
+        if fn is pretrain_encoder and outcome.ok
+    ]
+    second = [
+        (finetune_encoder, {"cfg": cfg, "scheme": s, "encoder": m, "strategy": st})
+        for s, m in pretrained
+        if m in cfg.pipeline.finetune_encoders
+        for st in strategies
+    ]
+    logger.info("phase 2: %d fine-tunes", len(second))
+    outcomes += orc.run_concurrently(second, cfg, workers)
+
+    records = orc.publish_metrics(
+        outcomes, key=orc.artifact_key("transfer-metrics"), title="Pretraining and transfer"
+    )
+    orc.raise_on_failures(outcomes, "pretrain-and-transfer")
+    return records
