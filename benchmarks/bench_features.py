@@ -40,10 +40,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default=None, help="params profile (default: params.yaml)")
     parser.add_argument("--schemes", nargs="+", default=["beat", "patient"])
     parser.add_argument("--skip-accuracy", action="store_true", help="speed only")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with processed/ and splits/ (default: params.yaml paths)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON output (default: <outputs>/benchmarks/features.json)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with processed/ and splits/ (default: params.yaml paths)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default: <outputs>/benchmarks/features.json)",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,17 +98,25 @@ def speed(cfg, x: np.ndarray, x_all: np.ndarray) -> dict[str, Any]:
     # warm-up: imports and first-call costs are not extraction speed
     extract_features(x[:2], "efficient")
     extract_features(x[:2], "compact", spec)
-    eff_s, eff = _timed(lambda: extract_features(x, "efficient", n_jobs=1, chunk_size=len(x)),
-                        min_seconds=0.0, max_repeats=1)
+    eff_s, eff = _timed(
+        lambda: extract_features(x, "efficient", n_jobs=1, chunk_size=len(x)),
+        min_seconds=0.0,
+        max_repeats=1,
+    )
     cmp_s, cmp = _timed(lambda: extract_features(x, "compact", spec, n_jobs=1, chunk_size=len(x)))
-    all_s, _ = _timed(lambda: extract_features(x_all, "compact", spec, n_jobs=1,
-                                               chunk_size=len(x_all)), min_seconds=0.0)
+    all_s, _ = _timed(
+        lambda: extract_features(x_all, "compact", spec, n_jobs=1, chunk_size=len(x_all)),
+        min_seconds=0.0,
+    )
     return {
         "n_beats": len(x),
         "efficient": {"seconds": eff_s, "beats_per_s": len(x) / eff_s, "n_features": eff.shape[1]},
         "compact": {"seconds": cmp_s, "beats_per_s": len(x) / cmp_s, "n_features": cmp.shape[1]},
-        "compact_all_beats": {"n_beats": len(x_all), "seconds": all_s,
-                              "beats_per_s": len(x_all) / all_s},
+        "compact_all_beats": {
+            "n_beats": len(x_all),
+            "seconds": all_s,
+            "beats_per_s": len(x_all) / all_s,
+        },
         "speedup": eff_s / cmp_s,
     }
 
@@ -134,26 +150,49 @@ def accuracy(cfg, task: str, schemes: list[str], table: pd.DataFrame) -> dict[st
         parts = load_split(cfg, task, scheme)
         train = stratified_subsample(parts["train"], cfg.classical.max_train_rows, cfg.seed)
         for set_name, lookup in lookups.items():
-            run_cfg = cfg if set_name == "raw" else cfg.model_copy(
-                update={"features": cfg.features.model_copy(update={"set": set_name})}
+            run_cfg = (
+                cfg
+                if set_name == "raw"
+                else cfg.model_copy(
+                    update={"features": cfg.features.model_copy(update={"set": set_name})}
+                )
             )
             model_input = "raw" if set_name == "raw" else "features"
-            fitted = fit_predict(run_cfg, task, "lgbm", model_input, imbalance, train,
-                                 {"test": parts["test"]}, lookup)
+            fitted = fit_predict(
+                run_cfg,
+                task,
+                "lgbm",
+                model_input,
+                imbalance,
+                train,
+                {"test": parts["test"]},
+                lookup,
+            )
             scores = classification_metrics(labels(parts["test"]), fitted["proba"]["test"])
-            row = {"scheme": scheme, "input": set_name, "n_train": len(train),
-                   "n_test": len(parts["test"]), "fit_seconds": fitted["timing"]["fit_seconds"],
-                   **{k: scores[k] for k in ("balanced_accuracy", "auroc", "macro_f1")}}
+            row = {
+                "scheme": scheme,
+                "input": set_name,
+                "n_train": len(train),
+                "n_test": len(parts["test"]),
+                "fit_seconds": fitted["timing"]["fit_seconds"],
+                **{k: scores[k] for k in ("balanced_accuracy", "auroc", "macro_f1")},
+            }
             if task == "ptb" and scheme == "patient":
                 cv = cross_validate_patients(run_cfg, task, "lgbm", model_input, imbalance, lookup)
                 row["cv_balanced_accuracy_mean"] = cv["balanced_accuracy_mean"]
                 row["cv_balanced_accuracy_std"] = cv["balanced_accuracy_std"]
                 row["cv_folds"] = cv["folds"]
             rows.append(row)
-            print(f"  lgbm {set_name:9s} {scheme:7s} bal.acc {row['balanced_accuracy']:.3f}",
-                  file=sys.stderr)
-    return {"imbalance": imbalance, "extraction_seconds_all_beats": extraction,
-            "n_jobs": cfg.features.n_jobs, "rows": rows}
+            print(
+                f"  lgbm {set_name:9s} {scheme:7s} bal.acc {row['balanced_accuracy']:.3f}",
+                file=sys.stderr,
+            )
+    return {
+        "imbalance": imbalance,
+        "extraction_seconds_all_beats": extraction,
+        "n_jobs": cfg.features.n_jobs,
+        "rows": rows,
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -168,10 +207,16 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for name in ("efficient", "compact"):
         s = sp[name]
-        lines.append(f"| {name} | {s['n_features']} | {s['seconds']:.2f} | {s['beats_per_s']:.1f} |")
-    lines += ["", f"Compact is **{sp['speedup']:.0f}x** faster than EfficientFCParameters "
-              f"(compact on all {sp['compact_all_beats']['n_beats']} beats: "
-              f"{sp['compact_all_beats']['beats_per_s']:.0f} beats/s).", ""]
+        lines.append(
+            f"| {name} | {s['n_features']} | {s['seconds']:.2f} | {s['beats_per_s']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Compact is **{sp['speedup']:.0f}x** faster than EfficientFCParameters "
+        f"(compact on all {sp['compact_all_beats']['n_beats']} beats: "
+        f"{sp['compact_all_beats']['beats_per_s']:.0f} beats/s).",
+        "",
+    ]
     acc = result.get("accuracy")
     if acc:
         lines += [
@@ -182,8 +227,11 @@ def markdown(result: dict[str, Any]) -> str:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in acc["rows"]:
-            cv = (f"{r['cv_balanced_accuracy_mean']:.3f} ± {r['cv_balanced_accuracy_std']:.3f}"
-                  if "cv_balanced_accuracy_mean" in r else "")
+            cv = (
+                f"{r['cv_balanced_accuracy_mean']:.3f} ± {r['cv_balanced_accuracy_std']:.3f}"
+                if "cv_balanced_accuracy_mean" in r
+                else ""
+            )
             lines.append(
                 f"| {r['scheme']} | {r['input']} | {r['balanced_accuracy']:.3f} | "
                 f"{r['auroc']:.3f} | {r['macro_f1']:.3f} | {cv} | {r['fit_seconds']:.1f} |"
@@ -205,10 +253,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "task": args.task,
         "profile": cfg.profile,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
-        "packages": {k: v for k, v in package_versions().items()
-                     if k in ("numpy", "tsfresh", "lightgbm", "scikit-learn")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "packages": {
+            k: v
+            for k, v in package_versions().items()
+            if k in ("numpy", "tsfresh", "lightgbm", "scikit-learn")
+        },
         "speed": speed(cfg, signals(table)[rows], signals(table)),
     }
     if not args.skip_accuracy:

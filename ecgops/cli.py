@@ -52,6 +52,8 @@ def _main(
     """Select the profile for every command (sets ECGOPS_PROFILE)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # The ephemeral Prefect server migrates its database on first start: allow a loaded machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     _configure_logging()
     if profile:
         os.environ["ECGOPS_PROFILE"] = profile
@@ -61,7 +63,9 @@ def _configure_logging() -> None:
     """ecgops at INFO on stderr; chatty libraries at WARNING."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("great_expectations", "mlflow", "alembic", "urllib3", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -85,17 +89,14 @@ def config(
     ] = None,
 ) -> None:
     """Print the resolved configuration (profile applied), or write it per section."""
-    from ecgops.io import write_json
+    from ecgops.config import write_sections
 
-    resolved = _cfg().model_dump(mode="json")
+    cfg = _cfg()
     if sections_dir is None:
-        _echo_json(resolved)
+        _echo_json(cfg.model_dump(mode="json"))
         return
-    for section, values in resolved.items():
-        if isinstance(values, dict):
-            payload = {"profile": resolved["profile"], "seed": resolved["seed"], section: values}
-            write_json(payload, sections_dir / f"{section}.json")
-    typer.echo(f"resolved params ({resolved['profile']}) -> {sections_dir}")
+    write_sections(cfg, sections_dir)
+    typer.echo(f"resolved params ({cfg.profile}) -> {sections_dir}")
 
 
 @app.command()
@@ -188,7 +189,9 @@ def register(task: TaskOpt = "all") -> None:
 def promote(
     task: TaskOpt = "all",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show the decision only")] = False,
-    rollback: Annotated[bool, typer.Option("--rollback", help="restore the previous champion")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="restore the previous champion")
+    ] = False,
 ) -> None:
     """Promotion gate: the challenger becomes champion only if it is better and passes checks."""
     from ecgops.registry import promote as P
@@ -208,8 +211,12 @@ def predict(
     record: Annotated[
         list[str] | None, typer.Option("--record", help="WFDB record path (no extension)")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="model URI, e.g. models:/ecgops-ptb@champion")] = None,
-    task: Annotated[str | None, typer.Option("--task", "-t", help="use this task's champion")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="model URI, e.g. models:/ecgops-ptb@champion")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="use this task's champion")
+    ] = None,
 ) -> None:
     """Batch prediction on a CSV of beats, or record-level diagnosis of WFDB records."""
     from ecgops import predict as P
@@ -230,7 +237,9 @@ def predict(
 @app.command()
 def serve(
     task: Annotated[str | None, typer.Option("--task", "-t")] = "ptb",
-    model: Annotated[str | None, typer.Option(help="model URI (default: the task's champion)")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="model URI (default: the task's champion)")
+    ] = None,
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default from params.yaml)")] = None,
 ) -> None:
@@ -250,12 +259,30 @@ def report() -> None:
 
 
 @app.command()
-def pipeline() -> None:
+def pipeline(
+    tasks: Annotated[list[str] | None, typer.Option("--task", "-t", help="repeatable")] = None,
+    max_workers: Annotated[int | None, typer.Option(help="trainings at once")] = None,
+    kaggle_dir: Annotated[Path | None, typer.Option(help="import Kaggle CSVs instead")] = None,
+    promote: Annotated[bool, typer.Option(help="run the promotion gate")] = True,
+    report: Annotated[bool, typer.Option(help="write the results report")] = True,
+    transfer_deployment: Annotated[
+        str | None, typer.Option(help="send the transfer track to this deployment (GPU pool)")
+    ] = None,
+) -> None:
     """Run the whole pipeline as a Prefect flow (ephemeral local server by default)."""
     from ecgops.orchestration import run_pipeline
 
     cfg = _cfg()
-    run_pipeline(cfg.profile)
+    params: dict[str, object] = {"promote": promote, "report": report}
+    if tasks:
+        params["tasks"] = tasks
+    if max_workers:
+        params["max_workers"] = max_workers
+    if kaggle_dir:
+        params["kaggle_dir"] = str(kaggle_dir)
+    if transfer_deployment:
+        params["transfer_deployment"] = transfer_deployment
+    run_pipeline(cfg.profile, **params)
 
 
 def main() -> None:

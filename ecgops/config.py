@@ -195,6 +195,14 @@ class DeepConfig(_Frozen):
     cv: bool = True
     attention: AttentionConfig = AttentionConfig()
     archs: dict[str, dict[str, Any]]
+    per_task: dict[str, dict[str, Any]] = {}
+
+    def for_task(self, task: str) -> DeepConfig:
+        """This section with the task's ``per_task`` overrides applied (validated)."""
+        overrides = self.per_task.get(task) or {}
+        if not overrides:
+            return self
+        return DeepConfig(**deep_merge(self.model_dump(), overrides))
 
 
 class AugmentConfig(_Frozen):
@@ -212,6 +220,7 @@ class TransferConfig(_Frozen):
     finetune_epochs: int
     patience: int
     batch_size: int
+    finetune_batch_size: int
     lr: float
     weight_decay: float
     finetune_lr_ratio: float
@@ -393,3 +402,24 @@ def load_config(
         merged = deep_merge(merged, overrides)
     merged["profile"] = chosen
     return Config(**merged, root=root)
+
+
+def write_sections(cfg: Config, out_dir: Path) -> list[Path]:
+    """Write one resolved JSON per config section (profile applied) into ``out_dir``.
+
+    These files are the DVC stages' parameter deps: a change that alters a section's resolved
+    values reruns only the stages that read it. The CLI (``ecgops config --sections-dir``) and
+    the Prefect ``ingest`` flow both call this, so both leave identical files.
+
+    Returns:
+        The written files.
+    """
+    from ecgops.io import write_json
+
+    resolved = cfg.model_dump(mode="json")
+    written = []
+    for section, values in resolved.items():
+        if isinstance(values, dict):
+            payload = {"profile": resolved["profile"], "seed": resolved["seed"], section: values}
+            written.append(write_json(payload, out_dir / f"{section}.json"))
+    return written

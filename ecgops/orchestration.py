@@ -42,13 +42,20 @@ RETRY_BACKOFF_S = float(os.environ.get("ECGOPS_RETRY_BACKOFF_S", "10"))
 """First retry delay; each further retry doubles it (10, 20, 40 s). Env override for tests."""
 RETRY_JITTER = 0.2
 """Random +-20 % on each delay, so concurrent retries do not hit a server at once."""
-TIMEOUT_S = {
+TIMEOUT_S: dict[str, int | None] = {
     "io": 30 * 60,  # copy raw records, import CSVs
     "data": 2 * 3600,  # build, validate, split, features on the full data
-    "train": 8 * 3600,  # one model on the full profile on 2 CPU cores
     "registry": 15 * 60,  # register, promote (includes a smoke prediction)
+    "train": None,  # see below
 }
-"""Hard limit per task kind, in seconds: a hung task fails instead of blocking the pipeline."""
+"""Hard limit per task kind, in seconds: a hung task fails instead of blocking the pipeline.
+
+These tasks run in the flow's own thread, where Prefect can interrupt them. Trainings run in
+worker threads (or Dask workers), where Python cannot interrupt a blocking call: Prefect would
+only warn; their budget is the profile's epochs and row caps, the MLflow client has its own
+HTTP timeouts (ecgops.tracking), and a hung run is stopped by cancelling the flow run (the
+worker ends its process).
+"""
 RESULTS_DIR = ".prefect/results"
 """Persisted task results (the cache), relative to the project root."""
 RESULT_SERIALIZER = "json"
@@ -88,7 +95,7 @@ def is_transient(exc: BaseException | None) -> bool:
             return False
         if isinstance(exc, _PERMANENT_OS_ERRORS):
             return False
-        if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        if isinstance(exc, OSError):  # connection refused or reset, timeouts, network I/O
             return True
         if type(exc).__name__ in _TRANSIENT_NAMES:
             return True
@@ -114,14 +121,16 @@ def retry_options(kind: str) -> dict[str, Any]:
 
     Args:
         kind: ``io``, ``data``, ``train`` or ``registry`` (see :data:`TIMEOUT_S`). ``data``
-            tasks read local files only: they get a timeout but no retries.
+            tasks read local files only: a retry cannot help them, they get no retries.
 
     Returns:
         Keyword arguments for ``prefect.task``.
     """
     from prefect.tasks import exponential_backoff
 
-    options: dict[str, Any] = {"timeout_seconds": TIMEOUT_S[kind]}
+    options: dict[str, Any] = {}
+    if TIMEOUT_S[kind] is not None:
+        options["timeout_seconds"] = TIMEOUT_S[kind]
     if kind != "data":
         options.update(
             retries=RETRIES,
@@ -384,6 +393,30 @@ def dask_runner(n_workers: int = 2, address: str | None = None) -> Any:
             "dashboard_address": ":0",  # a free port, never a fixed one
         },
     )
+
+
+def prepare_tracking(cfg: Config, tasks: Sequence[str]) -> str:
+    """Create the MLflow store and the tasks' experiments once, before concurrent runs.
+
+    Concurrent first runs would otherwise race to create a fresh SQLite store (its schema
+    migrations) or the same experiment. Also fails fast when a tracking server is down.
+
+    Args:
+        cfg: configuration (tracking URI, experiment prefix).
+        tasks: ``ptb`` and/or ``mitbih``.
+
+    Returns:
+        The tracking URI.
+
+    Raises:
+        TrackingUnavailable: the tracking server is unreachable.
+    """
+    from ecgops.tracking import configure, ensure_experiment
+
+    uri = configure(cfg)
+    for task in tasks:
+        ensure_experiment(cfg, task)
+    return uri
 
 
 def split_workers(max_workers: int, groups: int) -> tuple[int, int]:
@@ -746,6 +779,18 @@ def as_plain(obj: Any) -> Any:
     if public:
         return {k.lstrip("_"): as_plain(v) for k, v in public.items()}
     return str(obj)
+
+
+# ---- DVC parity ------------------------------------------------------------------------------
+PARAMS_DIR = "params"
+"""Resolved params per section, under ``<outputs>``: the deps of the DVC stages."""
+
+
+def write_param_sections(cfg: Config) -> list[Path]:
+    """Write ``<outputs>/params/{section}.json`` as DVC's ``params`` stage does."""
+    from ecgops.config import write_sections
+
+    return write_sections(cfg, cfg.path("outputs") / PARAMS_DIR)
 
 
 # ---- entry point for the CLI ------------------------------------------------------------------

@@ -261,7 +261,7 @@ def check_chunk(
 
 
 def predict_csv(
-    model_uri: str,
+    model_uri: str | Any,
     input_csv: str | Path,
     output_csv: str | Path,
     chunk_size: int | None = None,
@@ -271,7 +271,8 @@ def predict_csv(
     """Predict every beat of a Kaggle-layout CSV, streaming in chunks.
 
     Args:
-        model_uri: model to use (``models:/ecgops-ptb@champion``, a run URI or a local path).
+        model_uri: model to use (``models:/ecgops-ptb@champion``, a run URI or a local path),
+            or an already loaded pyfunc model.
         input_csv: header-less CSV, 187 values per line (188 with the label).
         output_csv: where to write ``pred, pred_name, p_0..p_{k-1}`` (with a header).
         chunk_size: rows per chunk (default ``serving.batch_chunk_size``, else 10,000).
@@ -287,10 +288,11 @@ def predict_csv(
     """
     from tqdm import tqdm
 
-    from ecgops.registry.pyfunc import output_columns
+    from ecgops.registry.pyfunc import beat_frame, output_columns
 
     input_csv, output_csv = Path(input_csv), Path(output_csv)
-    if cfg is not None:
+    loaded = None if isinstance(model_uri, str) else model_uri
+    if cfg is not None and loaded is None:
         check_trusted(cfg, model_uri)
     chunk_size = chunk_size or (cfg.serving.batch_chunk_size if cfg else 10_000)
     total = count_lines(input_csv) if input_csv.is_file() else None
@@ -298,7 +300,7 @@ def predict_csv(
     first = next(chunks, None)  # fail on a missing/empty/malformed file before loading the model
     if first is None:
         raise DataError(input_csv, "empty file (no beats)")
-    model = load_model(model_uri, cfg)
+    model = loaded or load_model(model_uri, cfg)
     names, tolerance = model_classes(model)
     k = len(names)
     counts = np.zeros(k, dtype=np.int64)
@@ -316,7 +318,7 @@ def predict_csv(
                 labelled = y is not None
             elif labelled != (y is not None):
                 raise DataError(input_csv, f"line {line}: the number of columns changes")
-            frame = model.predict(x.astype(np.float64))
+            frame = model.predict(beat_frame(x))
             frame = frame[output_columns(k)]
             frame.to_csv(tmp, mode="a", header=(n == 0), index=False, float_format="%.6g")
             proba = frame[[f"p_{j}" for j in range(k)]].to_numpy(np.float32)
@@ -328,7 +330,7 @@ def predict_csv(
             bar.update(len(x))
     seconds = time.perf_counter() - start
     summary: dict[str, Any] = {
-        "model": model_uri,
+        "model": model_uri if loaded is None else "(loaded model)",
         "input": str(input_csv),
         "output": str(output_csv),
         "rows": n,
@@ -482,6 +484,8 @@ def predict_records(
     Raises:
         DataError: a record is missing or unreadable (nothing is written).
     """
+    from ecgops.registry.pyfunc import beat_frame
+
     model_uri = model_uri or resolve_model_uri(cfg, task=task)
     check_trusted(cfg, model_uri)
     if not record_paths:
@@ -500,7 +504,7 @@ def predict_records(
             skipped[record] = note
             row.update({"pred": pd.NA, "pred_name": "", **dict.fromkeys(cols, np.nan)})
         else:
-            frame = model.predict(beats.astype(np.float64))
+            frame = model.predict(beat_frame(beats))
             p = aggregate(frame[cols].to_numpy(np.float64), cfg.registry.record_aggregation)
             pred = int(p.argmax())
             row.update({"pred": pred, "pred_name": names[pred], **dict(zip(cols, p, strict=True))})
@@ -536,6 +540,7 @@ def evaluate_records(
     from sklearn.metrics import balanced_accuracy_score
 
     from ecgops.data.splits import load_split
+    from ecgops.registry.pyfunc import beat_frame
     from ecgops.schema import labels, signals
 
     df = load_split(cfg, task, scheme)[part]
@@ -546,7 +551,7 @@ def evaluate_records(
     cols = [f"p_{j}" for j in range(len(names))]
     proba = np.concatenate(
         [
-            model.predict(signals(df.iloc[i : i + 10_000]).astype(np.float64))[cols].to_numpy()
+            model.predict(beat_frame(signals(df.iloc[i : i + 10_000])))[cols].to_numpy()
             for i in range(0, len(df), 10_000)
         ]
     )

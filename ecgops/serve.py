@@ -150,8 +150,9 @@ def wait_ready(
     raise EcgopsError(f"model server at {url} did not answer within {timeout_s:.0f} s")
 
 
-def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """Stop a server started by :func:`start` (its whole process group)."""
+def stop(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """Stop a server started by :func:`start` (its whole process group; SIGKILL after
+    ``timeout_s``, as uvicorn may wait for idle keep-alive connections)."""
     import signal
 
     if proc.poll() is not None:

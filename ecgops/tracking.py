@@ -25,8 +25,19 @@ if TYPE_CHECKING:
     import mlflow
 
 KEY_PACKAGES = (
-    "ecgops", "numpy", "pandas", "scikit-learn", "imbalanced-learn", "lightgbm", "torch",
-    "tsfresh", "mlflow", "prefect", "dvc", "great-expectations", "wfdb",
+    "ecgops",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "imbalanced-learn",
+    "lightgbm",
+    "torch",
+    "tsfresh",
+    "mlflow",
+    "prefect",
+    "dvc",
+    "great-expectations",
+    "wfdb",
 )
 # Fail fast instead of hanging when a remote tracking server is down.
 HTTP_ENV_DEFAULTS = {
@@ -45,7 +56,10 @@ def git_commit(root: Path) -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -9,3 +9,17 @@
 The work itself lives in ``ecgops``; the shared orchestration policy (retries, cache keys,
 concurrency, artifacts) in :mod:`ecgops.orchestration`. Deployments: ``prefect.yaml``.
 """
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from ecgops import orchestration as orc
+from ecgops.config import Config
+
+
+@task(name="prepare-tracking", cache_policy=NO_CACHE, **orc.retry_options("io"))
+def prepare_tracking(cfg: Config, tasks: list[str]) -> str:
+    """Create the MLflow store and experiments before concurrent trainings (retried if down)."""
+    return orc.prepare_tracking(cfg, tasks)

@@ -7,23 +7,31 @@ validation result as a markdown artifact; nothing downstream runs and nothing is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from ecgops import orchestration as orc
-from ecgops.config import load_config
+from ecgops.config import Config, load_config
 
 
-def _raw_folders(cfg, inputs):
+def _raw_folders(cfg: Config, inputs: Mapping[str, Any]) -> list[Path]:
     from ecgops.data.build import source_folder, task_sources
 
     return [source_folder(cfg, s) for s in task_sources(cfg, inputs["task"])]
 
 
-def _kaggle_files(cfg, inputs):
+def _kaggle_files(cfg: Config, inputs: Mapping[str, Any]) -> list[Path]:
     return sorted(Path(inputs["directory"]).glob("*.csv"))
+
+
+@task(name="params", cache_policy=NO_CACHE, **orc.retry_options("data"))
+def write_params(cfg: Config) -> list[str]:
+    """Write the resolved params per section (the deps of the DVC stages)."""
+    return [str(p) for p in orc.write_param_sections(cfg)]
 
 
 @task(
@@ -38,7 +46,7 @@ def _kaggle_files(cfg, inputs):
     result_serializer=orc.RESULT_SERIALIZER,
     **orc.retry_options("io"),
 )
-def import_raw(cfg) -> str:
+def import_raw(cfg: Config) -> str:
     """Copy (and checksum) the raw WFDB records into the project's data/raw."""
     from ecgops.data.raw import import_raw as copy_raw
 
@@ -57,7 +65,7 @@ def import_raw(cfg) -> str:
     result_serializer=orc.RESULT_SERIALIZER,
     **orc.retry_options("io"),
 )
-def import_kaggle(cfg, directory: str) -> dict[str, str]:
+def import_kaggle(cfg: Config, directory: str) -> dict[str, str]:
     """Import the Kaggle CSVs of a directory as validated beat tables."""
     from ecgops.data.kaggle import import_kaggle as read_kaggle
 
@@ -78,7 +86,7 @@ def import_kaggle(cfg, directory: str) -> dict[str, str]:
     result_serializer=orc.RESULT_SERIALIZER,
     **orc.retry_options("data"),
 )
-def build(cfg, task: str) -> str:
+def build(cfg: Config, task: str) -> str:
     """Build, validate and atomically write one task's beat table."""
     from ecgops.data.build import build_task
 
@@ -99,7 +107,7 @@ def build(cfg, task: str) -> str:
     result_serializer=orc.RESULT_SERIALIZER,
     **orc.retry_options("data"),
 )
-def validate(cfg, task: str) -> dict[str, Any]:
+def validate(cfg: Config, task: str) -> dict[str, Any]:
     """Validate a beat table (GX result JSON and data docs under outputs/validation/)."""
     from ecgops.data.validation import validate_task
 
@@ -126,7 +134,7 @@ def validate(cfg, task: str) -> dict[str, Any]:
     result_serializer=orc.RESULT_SERIALIZER,
     **orc.retry_options("data"),
 )
-def split(cfg, task: str) -> str:
+def split(cfg: Config, task: str) -> str:
     """Write the beat and patient split assignments of a task."""
     from ecgops.data.splits import make_splits
 
@@ -146,7 +154,7 @@ def split(cfg, task: str) -> str:
     result_serializer=orc.RESULT_SERIALIZER,
     **orc.retry_options("data"),
 )
-def features(cfg, task: str) -> str:
+def features(cfg: Config, task: str) -> str:
     """Extract the time-series features of a task's beats."""
     from ecgops.features.tsfeatures import build_features
 
@@ -175,6 +183,7 @@ def ingest(
     tasks = list(tasks or cfg.pipeline.tasks)
     logger = get_run_logger()
     logger.info("ingest %s (profile %s, root %s)", ", ".join(tasks), cfg.profile, cfg.root)
+    orc.call(write_params, cfg)
     if kaggle_dir:
         imported = orc.call(import_kaggle, cfg, directory=str(kaggle_dir))
         tasks = [t for t in tasks if t in imported]

@@ -1,4 +1,4 @@
-"""Flow ``pipeline``: ingest -> (classical || deep || transfer) -> evaluate_and_register.
+"""Flow ``pipeline``: ingest -> (classical || deep || transfer) -> evaluate_and_register -> report.
 
 The parent flow of the scheduled deployments (prefect.yaml). The three training tracks are
 independent and run concurrently as subflows, ``max_workers`` trainings at a time in all; the
@@ -14,7 +14,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from ecgops import orchestration as orc
-from ecgops.config import load_config
+from ecgops.config import Config, load_config
+from flows import prepare_tracking
 from flows.evaluate_and_register import evaluate_and_register
 from flows.ingest import ingest
 from flows.pretrain_and_transfer import pretrain_and_transfer
@@ -45,6 +46,16 @@ def run_track(
     return TRACKS[name](**params)
 
 
+@task(name="report", cache_policy=NO_CACHE, **orc.retry_options("io"))
+def write_report(cfg: Config) -> list[str]:
+    """Write the results report (Markdown + HTML) from the metrics files and MLflow runs."""
+    from ecgops.evaluation.report import build_report
+
+    written = [str(p) for p in build_report(cfg)]
+    get_run_logger().info("report: %s", ", ".join(written))
+    return written
+
+
 @flow(name="pipeline")
 def pipeline(
     profile: str | None = None,
@@ -58,6 +69,7 @@ def pipeline(
     transfer_deployment: str | None = None,
     register_challengers: bool = True,
     promote: bool = True,
+    report: bool = True,
     max_workers: int | None = None,
 ) -> dict[str, Any]:
     """The whole platform: data, every training track, registration and the promotion gate.
@@ -75,10 +87,11 @@ def pipeline(
             ``pretrain-and-transfer/gpu-pretrain-and-transfer`` on the GPU pool).
         register_challengers: register each task's best run as ``challenger``.
         promote: run the promotion gate after registering.
+        report: write the results report (``reports/``, README results block) at the end.
         max_workers: trainings at once over all tracks (default: ``pipeline.max_workers``).
 
     Returns:
-        The metrics records per track and the registry summary.
+        The metrics records per track, the registry summary and the report files.
     """
     cfg = load_config(profile=profile)
     tasks = list(tasks or cfg.pipeline.tasks)
@@ -109,6 +122,7 @@ def pipeline(
     elif transfer:
         logger.info("transfer track skipped: it needs both tasks %s", sorted(TRANSFER_TASKS))
 
+    orc.call(prepare_tracking, cfg, tasks=tasks)  # before the tracks start at once
     outer, inner = orc.split_workers(max_workers or cfg.pipeline.max_workers, len(tracks))
     calls = []
     for name, params in tracks.items():
@@ -129,4 +143,5 @@ def pipeline(
         if register_challengers
         else {}
     )
-    return {"data": data, "trained": trained, "registry": registry}
+    written = orc.call(write_report, cfg) if report else []
+    return {"data": data, "trained": trained, "registry": registry, "report": written}

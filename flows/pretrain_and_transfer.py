@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 
 from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from flows import prepare_tracking
 
 PRETRAIN_TASK = "mitbih"
 FINETUNE_TASK = "ptb"
@@ -131,6 +132,7 @@ def pretrain_and_transfer(
             for s in schemes
         ]
     logger.info("phase 1: %d pretraining/scratch runs", len(first))
+    orc.call(prepare_tracking, cfg, tasks=[PRETRAIN_TASK, FINETUNE_TASK])
     outcomes = orc.run_concurrently(first, cfg, workers)
 
     pretrained = [

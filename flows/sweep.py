@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 
 from ecgops import orchestration as orc
 from ecgops.config import load_config
+from flows import prepare_tracking
 from flows.train_classical import fit_classical
 
 
@@ -50,25 +51,21 @@ def sweep(
         selection metric on the validation part.
     """
     cfg = load_config(profile=profile)
-    values = list(values or orc.SWEEP_DEFAULTS[(model, param)])
+    values = list(values or orc.SWEEP_DEFAULTS.get((model, param), []))
+    if not values:
+        raise ValueError(f"no values to sweep for {model}.{param}: pass `values`")
     name = orc.artifact_key("sweep", task, scheme, model, input, param)
-    calls = [
-        (
-            fit_classical,
-            {
-                "cfg": load_config(
-                    profile=cfg.profile, overrides=orc.sweep_overrides(cfg, model, param, v, name)
-                ),
-                "task": task,
-                "scheme": scheme,
-                "model": model,
-                "input": input,
-            },
-        )
+    trials = [
+        load_config(profile=cfg.profile, overrides=orc.sweep_overrides(cfg, model, param, v, name))
         for v in values
     ]
+    calls = [
+        (fit_classical, {"cfg": c, "task": task, "scheme": scheme, "model": model, "input": input})
+        for c in trials
+    ]
     runner = orc.dask_runner(n_workers, address or os.environ.get("ECGOPS_DASK_ADDRESS"))
-    get_run_logger().info("sweep %s over %s on %s", param, values, runner)
+    get_run_logger().info("sweep %s over %s on %s", param, values, type(runner).__name__)
+    orc.call(prepare_tracking, trials[0], tasks=[task])  # the sweep's own experiment
     outcomes = orc.run_concurrently(calls, cfg, n_workers, runner=runner)
     result = orc.sweep_summary(param, values, outcomes, cfg.registry.select_metric)
     orc.publish_markdown(orc.sweep_markdown(result), key=name, description=f"Sweep of {param}")

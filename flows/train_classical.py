@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 
 from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from flows import prepare_tracking
 
 
 def _reads(cfg: Config, inputs: Mapping[str, Any]) -> list[Path]:
@@ -68,14 +69,16 @@ def train_classical(
         The metrics records (the flow fails, after publishing the table, if any run failed).
     """
     cfg = load_config(profile=profile)
+    tasks = list(tasks or cfg.pipeline.tasks)
     calls = [
         (fit_classical, {"cfg": cfg, "task": t, "scheme": s, "model": m, "input": i})
-        for t in tasks or cfg.pipeline.tasks
+        for t in tasks
         for s in schemes or cfg.splits.schemes
         for m in (cfg.pipeline.classical.get(t, []) if models is None else models)
         for i in inputs or cfg.classical.inputs
     ]
     get_run_logger().info("%d classical runs (profile %s)", len(calls), cfg.profile)
+    orc.call(prepare_tracking, cfg, tasks=tasks)
     outcomes = orc.run_concurrently(calls, cfg, max_workers or cfg.pipeline.max_workers)
     records = orc.publish_metrics(
         outcomes, key=orc.artifact_key("classical-metrics"), title="Classical models"

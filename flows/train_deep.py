@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 
 from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from flows import prepare_tracking
 
 
 @task(
@@ -59,13 +60,15 @@ def train_deep(
         The metrics records (the flow fails, after publishing the table, if any run failed).
     """
     cfg = load_config(profile=profile)
+    tasks = list(tasks or cfg.pipeline.tasks)
     calls = [
         (fit_deep, {"cfg": cfg, "task": t, "scheme": s, "model": m})
-        for t in tasks or cfg.pipeline.tasks
+        for t in tasks
         for s in schemes or cfg.splits.schemes
         for m in (cfg.pipeline.deep.get(t, []) if models is None else models)
     ]
     get_run_logger().info("%d deep runs (profile %s)", len(calls), cfg.profile)
+    orc.call(prepare_tracking, cfg, tasks=tasks)
     outcomes = orc.run_concurrently(calls, cfg, max_workers or cfg.pipeline.max_workers)
     records = orc.publish_metrics(
         outcomes, key=orc.artifact_key("deep-metrics"), title="Deep models"

@@ -9,6 +9,7 @@ bash scripts/setup.sh
 source .venv/bin/activate
 export PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false PYTHONUNBUFFERED=1
 export PREFECT_HOME="${PREFECT_HOME:-$PWD/.prefect}"
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-180}"
 start=$(date +%s)
 ecgops pipeline                       # Prefect flow: ingest -> train (classical | deep | transfer) -> register + promote -> report
 dvc commit --force --quiet            # record every output in dvc.lock + the DVC cache

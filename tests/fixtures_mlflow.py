@@ -37,6 +37,7 @@ from ecgops.config import Config, deep_merge, load_config
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 SERVER_START_TIMEOUT_S = 240.0
+STOP_TIMEOUT_S = 5.0
 PART_SIZES = {"val": 20, "test": 30}
 
 
@@ -69,10 +70,10 @@ def kill_group(proc: subprocess.Popen) -> None:
         return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
+        proc.wait(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+        proc.wait(timeout=STOP_TIMEOUT_S)
     except ProcessLookupError:
         pass
 

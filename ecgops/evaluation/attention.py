@@ -248,7 +248,7 @@ def plot_profiles(profiles: pd.DataFrame, class_names: list[str], title: str, pa
         ax.set_title(f"{name} (n={int(rows['beats'].iloc[0])})", fontsize=9)
         ax.set_xlabel("sample (125 Hz)", fontsize=8)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.03)
     return _save_figure(fig, path)
 
 

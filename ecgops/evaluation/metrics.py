@@ -87,10 +87,14 @@ def curve_points(
         prec, rec, _ = precision_recall_curve(target, proba[:, c])
         fpr, tpr = _thin(fpr, tpr)
         rec, prec = _thin(rec, prec)
-        roc_rows += [{"class": class_names[c], "fpr": float(a), "tpr": float(b)}
-                     for a, b in zip(fpr, tpr, strict=True)]
-        pr_rows += [{"class": class_names[c], "recall": float(a), "precision": float(b)}
-                    for a, b in zip(rec, prec, strict=True)]
+        roc_rows += [
+            {"class": class_names[c], "fpr": float(a), "tpr": float(b)}
+            for a, b in zip(fpr, tpr, strict=True)
+        ]
+        pr_rows += [
+            {"class": class_names[c], "recall": float(a), "precision": float(b)}
+            for a, b in zip(rec, prec, strict=True)
+        ]
     return roc_rows, pr_rows
 
 

@@ -28,15 +28,26 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], title: str, path: Pat
     ax.set_ylabel("true class")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{cm[i, j]}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     fig.colorbar(im, ax=ax, label="share of true class")
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 
 def plot_curves(
-    rows: list[dict[str, float | str]], x: str, y: str, title: str, path: Path,
+    rows: list[dict[str, float | str]],
+    x: str,
+    y: str,
+    title: str,
+    path: Path,
     diagonal: bool = False,
 ) -> Path:
     """One line per class from curve rows (ROC: fpr/tpr, PR: recall/precision)."""
@@ -48,8 +59,12 @@ def plot_curves(
         ax.plot([p[x] for p in pts], [p[y] for p in pts], label=str(c))
     if diagonal:
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-    labels = {"fpr": "false positive rate", "tpr": "true positive rate",
-              "recall": "recall", "precision": "precision"}
+    labels = {
+        "fpr": "false positive rate",
+        "tpr": "true positive rate",
+        "recall": "recall",
+        "precision": "precision",
+    }
     ax.set_xlabel(labels.get(x, x))
     ax.set_ylabel(labels.get(y, y))
     ax.set_xlim(0, 1)
@@ -80,8 +95,9 @@ def plot_reliability(
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
     ax.plot(centers, accs, marker="o", label="model")
     for cx, cy, n in zip(centers, accs, counts, strict=True):
-        ax.annotate(str(n), (cx, cy), textcoords="offset points", xytext=(0, 6), fontsize=7,
-                    ha="center")
+        ax.annotate(
+            str(n), (cx, cy), textcoords="offset points", xytext=(0, 6), fontsize=7, ha="center"
+        )
     ax.set_xlabel("mean predicted confidence")
     ax.set_ylabel("observed accuracy")
     ax.set_xlim(0, 1)

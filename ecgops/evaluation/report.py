@@ -28,8 +28,13 @@ from ecgops.evaluation.results import load_all_metrics
 from ecgops.io import write_text
 
 METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
-SHORT = {"accuracy": "acc", "balanced_accuracy": "bal acc", "macro_f1": "macro F1",
-         "auroc": "AUROC", "auprc": "AUPRC"}
+SHORT = {
+    "accuracy": "acc",
+    "balanced_accuracy": "bal acc",
+    "macro_f1": "macro F1",
+    "auroc": "AUROC",
+    "auprc": "AUPRC",
+}
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 FAMILY_ORDER = {"classical": 0, "deep": 1, "transfer": 2}
 EXAMPLES_PER_CLASS = 3
@@ -96,10 +101,8 @@ def results_table(records: list[dict[str, Any]], task: str, scheme: str) -> str:
         row += [_fmt(test.get(m)) for m in METRIC_COLUMNS]
         if has_cv:
             cv = r.get("cv") or {}
-            row.append(
-                f"{_fmt(cv.get('balanced_accuracy_mean'))} ± {_fmt(cv.get('balanced_accuracy_std'))}"
-                f" ({cv.get('folds', '?')} folds)" if cv else "–"
-            )
+            mean, std = cv.get("balanced_accuracy_mean"), cv.get("balanced_accuracy_std")
+            row.append(f"{_fmt(mean)} ± {_fmt(std)} ({cv.get('folds', '?')} folds)" if cv else "–")
         study = ref.get(r["name"], {}).get("balanced_accuracy")
         row.append(_fmt(study))
         bal = test.get("balanced_accuracy")
@@ -123,8 +126,11 @@ def data_section(cfg: Config) -> Section:
         names = cfg.class_names(task)
         df = pd.read_parquet(table)
         header = ["part"] + names + ["total", "patients"]
-        rows = [["all"] + [str(int((df["label"] == i).sum())) for i in range(len(names))]
-                + [str(len(df)), str(df["patient"].nunique())]]
+        rows = [
+            ["all"]
+            + [str(int((df["label"] == i).sum())) for i in range(len(names))]
+            + [str(len(df)), str(df["patient"].nunique())]
+        ]
         split_file = cfg.path("splits") / f"{task}.parquet"
         if split_file.exists():
             splits = pd.read_parquet(split_file)
@@ -134,11 +140,15 @@ def data_section(cfg: Config) -> Section:
                 for part in ("train", "val", "test"):
                     rows_idx = splits.loc[splits[scheme] == part, "row"].to_numpy()
                     sub = df.iloc[rows_idx]
-                    rows.append([f"{scheme} / {part}"]
-                                + [str(int((sub["label"] == i).sum())) for i in range(len(names))]
-                                + [str(len(sub)), str(sub["patient"].nunique())])
-        parts.append(f"**{task}** (source table `{table.relative_to(cfg.root)}`)\n\n"
-                     + md_table(header, rows))
+                    rows.append(
+                        [f"{scheme} / {part}"]
+                        + [str(int((sub["label"] == i).sum())) for i in range(len(names))]
+                        + [str(len(sub)), str(sub["patient"].nunique())]
+                    )
+        parts.append(
+            f"**{task}** (source table `{table.relative_to(cfg.root)}`)\n\n"
+            + md_table(header, rows)
+        )
         fig = _example_beats_figure(cfg, task, df, names)
         figures.append((f"Example beats per class: {task}", fig))
     return Section("Data", "\n\n".join(parts) or "_No processed data found._", figures)
@@ -174,16 +184,20 @@ def _example_beats_figure(cfg: Config, task: str, df: pd.DataFrame, names: list[
 
 def _best(records: list[dict[str, Any]], task: str, scheme: str) -> dict[str, Any] | None:
     """Best model of a task/split by validation balanced accuracy (the selection metric)."""
-    chosen = [r for r in records if r["task"] == task and r["scheme"] == scheme
-              and not r["name"].startswith("probe-")]
+    chosen = [
+        r
+        for r in records
+        if r["task"] == task and r["scheme"] == scheme and not r["name"].startswith("probe-")
+    ]
     if not chosen:
         return None
     return max(chosen, key=lambda r: (r.get("val") or r["test"]).get("balanced_accuracy", -1))
 
 
 def _figure(cfg: Config, record: dict[str, Any], name: str) -> Path | None:
-    path = (cfg.path("outputs") / "figures" / record["task"] / record["scheme"] / record["name"]
-            / name)
+    path = (
+        cfg.path("outputs") / "figures" / record["task"] / record["scheme"] / record["name"] / name
+    )
     return path if path.exists() else None
 
 
@@ -196,8 +210,10 @@ def curves_section(cfg: Config, records: list[dict[str, Any]]) -> Section:
             if best is None:
                 continue
             ece = best["test"].get("ece")
-            lines.append(f"- **{task} / {scheme}**: best by validation balanced accuracy is "
-                         f"`{best['name']}` (test ECE {_fmt(ece)}).")
+            lines.append(
+                f"- **{task} / {scheme}**: best by validation balanced accuracy is "
+                f"`{best['name']}` (test ECE {_fmt(ece)})."
+            )
             for fig in ("roc.png", "pr.png", "confusion.png", "calibration.png"):
                 path = _figure(cfg, best, fig)
                 if path:
@@ -211,8 +227,12 @@ def champions_section(cfg: Config) -> Section:
     lines = []
     for path in sorted(reg_dir.glob("*.json")) if reg_dir.exists() else []:
         info = json.loads(path.read_text())
-        lines.append(f"- `{path.stem}`: " + ", ".join(f"{k}: {v}" for k, v in sorted(info.items())
-                                                      if not isinstance(v, dict | list)))
+        lines.append(
+            f"- `{path.stem}`: "
+            + ", ".join(
+                f"{k}: {v}" for k, v in sorted(info.items()) if not isinstance(v, dict | list)
+            )
+        )
     return Section("Registry", "\n".join(lines) or "_No registry decisions recorded._")
 
 
@@ -247,18 +267,27 @@ def build_sections(cfg: Config) -> list[Section]:
     sections = []
     for task in cfg.pipeline.tasks:
         for scheme in cfg.splits.schemes:
-            note = ("Study figures: Kaggle data, random beat split. Our PTB is a PTB-XL subset "
-                    "(MI the minority): a reference, not a pass mark."
-                    if scheme == "beat" else
-                    "Patient split: no patient in two parts (the study had none); the study's "
-                    "beat-split figures are shown for contrast only.")
-            sections.append(Section(f"Results: {task}, {scheme} split",
-                                    note + "\n\n" + results_table(records, task, scheme)))
+            note = (
+                "Study figures: Kaggle data, random beat split. Our PTB is a PTB-XL subset "
+                "(MI the minority): a reference, not a pass mark."
+                if scheme == "beat"
+                else "Patient split: no patient in two parts (the study had none); the study's "
+                "beat-split figures are shown for contrast only."
+            )
+            sections.append(
+                Section(
+                    f"Results: {task}, {scheme} split",
+                    note + "\n\n" + results_table(records, task, scheme),
+                )
+            )
     sections.append(champions_section(cfg))
     sections.append(curves_section(cfg, records))
-    sections.append(gallery_section(cfg, "Transformer attention maps", "*/*/transformer/attention*.png"))
-    sections.append(gallery_section(cfg, "Contrastive pretraining and embeddings",
-                                    "*/*/*/*embedding*.png"))
+    sections.append(
+        gallery_section(cfg, "Transformer attention maps", "*/*/transformer/attention*.png")
+    )
+    sections.append(
+        gallery_section(cfg, "Contrastive pretraining and embeddings", "*/*/*/*embedding*.png")
+    )
     sections.append(gallery_section(cfg, "Training curves", "*/*/*/*curve*.png"))
     sections.append(data_section(cfg))
     sections.append(provenance_section(cfg, records))
@@ -267,8 +296,12 @@ def build_sections(cfg: Config) -> list[Section]:
 
 def render_markdown(sections: list[Section], figure_base: Path) -> str:
     """Markdown with relative links to the figures."""
-    out = ["# ecgops results report", "",
-           "Generated by `ecgops report` from the pipeline's own outputs; do not edit by hand.", ""]
+    out = [
+        "# ecgops results report",
+        "",
+        "Generated by `ecgops report` from the pipeline's own outputs; do not edit by hand.",
+        "",
+    ]
     for s in sections:
         out += [f"## {s.title}", "", s.markdown, ""]
         for caption, path in s.figures:
@@ -285,16 +318,23 @@ def render_html(sections: list[Section]) -> str:
         body.append(_markdown_to_html(s.markdown))
         for caption, path in s.figures:
             data = base64.b64encode(path.read_bytes()).decode()
-            body.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
-                        f'{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
-    style = ("body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
-             "table{border-collapse:collapse;font-size:13px;margin:0.5em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}"
-             "figure{display:inline-block;margin:6px}img{max-width:600px}")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>ecgops results</title>"
-            f"<style>{style}</style></head><body><h1>ecgops results report</h1>"
-            + "\n".join(body) + "</body></html>")
+            body.append(
+                f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
+                f'{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+            )
+    style = (
+        "body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;font-size:13px;margin:0.5em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}"
+        "figure{display:inline-block;margin:6px}img{max-width:600px}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ecgops results</title>"
+        f"<style>{style}</style></head><body><h1>ecgops results report</h1>"
+        + "\n".join(body)
+        + "</body></html>"
+    )
 
 
 def _inline(text: str) -> str:
@@ -314,9 +354,15 @@ def _markdown_to_html(md: str) -> str:
             continue
         if table:
             head, *rest = table
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                                 for r in rest) + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rest
+                )
+                + "</table>"
+            )
             table = []
         if line.startswith("- "):
             items.append(f"<li>{_inline(line[2:])}</li>")
@@ -331,6 +377,8 @@ def _markdown_to_html(md: str) -> str:
 
 def update_readme(readme: Path, markdown: str) -> bool:
     """Replace the README's results block with ``markdown``; True when the file changed."""
+    if not readme.exists():
+        return False
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         return False
@@ -345,18 +393,24 @@ def update_readme(readme: Path, markdown: str) -> bool:
 
 def readme_summary(sections: list[Section]) -> str:
     """The README's results block: the result tables and a link to the full report."""
-    out = ["## Results", "",
-           "Generated by `ecgops report` from the pipeline's metrics files; the full report with "
-           "curves, calibration, attention maps and embeddings is "
-           "[reports/results.md](reports/results.md) (self-contained HTML: "
-           "`reports/results.html`).", ""]
+    out = [
+        "## Results",
+        "",
+        "Generated by `ecgops report` from the pipeline's metrics files; the full report with "
+        "curves, calibration, attention maps and embeddings is "
+        "[reports/results.md](reports/results.md) (self-contained HTML: "
+        "`reports/results.html`).",
+        "",
+    ]
     for s in sections:
         if s.title.startswith("Results:") or s.title == "Provenance":
             out += [f"### {s.title}", "", s.markdown, ""]
     return "\n".join(out)
 
 
-def build_report(cfg: Config, out_dir: Path | None = None, readme: Path | None = None) -> list[Path]:
+def build_report(
+    cfg: Config, out_dir: Path | None = None, readme: Path | None = None
+) -> list[Path]:
     """Write the Markdown and HTML reports (and refresh the README block when given).
 
     Args:
@@ -377,8 +431,11 @@ def build_report(cfg: Config, out_dir: Path | None = None, readme: Path | None =
     for s in sections:
         new_figs = []
         for caption, path in s.figures:
-            rel = path.relative_to(cfg.path("outputs") / "figures") if path.is_relative_to(
-                cfg.path("outputs") / "figures") else Path(path.name)
+            rel = (
+                path.relative_to(cfg.path("outputs") / "figures")
+                if path.is_relative_to(cfg.path("outputs") / "figures")
+                else Path(path.name)
+            )
             target = fig_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())

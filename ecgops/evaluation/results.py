@@ -129,7 +129,9 @@ def _flat_metrics(record: dict[str, Any]) -> dict[str, float]:
 def _confusion_pairs(y_true: np.ndarray, proba: np.ndarray, names: list[str]) -> pd.DataFrame:
     """Actual/predicted name pairs, the format of DVC's confusion plot template."""
     pred = proba.argmax(axis=1)
-    return pd.DataFrame({"actual": [names[i] for i in y_true], "predicted": [names[i] for i in pred]})
+    return pd.DataFrame(
+        {"actual": [names[i] for i in y_true], "predicted": [names[i] for i in pred]}
+    )
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -127,7 +127,9 @@ def _tsfresh_group(seg: np.ndarray, spec: dict[str, Any]) -> dict[str, np.ndarra
     out[ts_name("variance")] = m2
     out[ts_name("abs_energy")] = _rsum(seg * seg)
     out[ts_name("root_mean_square")] = np.sqrt(_rmean(seg**2))
-    out[ts_name("variation_coefficient")] = np.where(mean == 0, np.nan, std / np.where(mean == 0, 1, mean))
+    out[ts_name("variation_coefficient")] = np.where(
+        mean == 0, np.nan, std / np.where(mean == 0, 1, mean)
+    )
     out[ts_name("skewness")] = _skew(centred, m2, L)
     out[ts_name("kurtosis")] = _kurt(centred, m2, L)
     quantiles = np.quantile(seg, spec["quantiles"], axis=1)
@@ -163,7 +165,9 @@ def _tsfresh_group(seg: np.ndarray, spec: dict[str, Any]) -> dict[str, np.ndarra
             continue
         x0, x1, x2 = seg[:, : L - 2 * lag], seg[:, lag : L - lag], seg[:, 2 * lag :]
         out[ts_name("c3", lag=lag)] = _rmean(x2 * x1 * x0)
-        out[ts_name("time_reversal_asymmetry_statistic", lag=lag)] = _rmean(x2 * x2 * x1 - x1 * x0 * x0)
+        out[ts_name("time_reversal_asymmetry_statistic", lag=lag)] = _rmean(
+            x2 * x2 * x1 - x1 * x0 * x0
+        )
     for n in spec["peak_support"]:
         out[ts_name("number_peaks", n=n)] = _number_peaks(seg, n)
     for r in spec["r_sigma"]:

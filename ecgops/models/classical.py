@@ -222,7 +222,9 @@ def describe_fit(pipeline: Pipeline) -> dict[str, Any]:
         out["lr_best_l1_ratio"] = float(clf.best_params_["lr__l1_ratio"])
         out["lr_cv_balanced_accuracy"] = float(clf.best_score_)
     if "features" in pipeline.named_steps:
-        out["n_features_extracted"] = int(len(pipeline.named_steps["features"].get_feature_names_out()))
+        out["n_features_extracted"] = int(
+            len(pipeline.named_steps["features"].get_feature_names_out())
+        )
     if "select" in pipeline.named_steps:
         out["n_features_selected"] = int(pipeline.named_steps["select"].support_.sum())
     return out

@@ -44,7 +44,7 @@ from ecgops.config import Config
 from ecgops.errors import RegistryError
 from ecgops.io import write_json
 from ecgops.registry import drift
-from ecgops.registry.pyfunc import METADATA_KEY, model_signature, output_columns
+from ecgops.registry.pyfunc import METADATA_KEY, beat_frame, model_signature, output_columns
 from ecgops.registry.register import (
     CHALLENGER,
     CHAMPION,
@@ -206,7 +206,7 @@ def predict_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Class probabilities of a loaded pyfunc model, predicted in batches."""
     cols = [f"p_{j}" for j in range(n_classes)]
     parts = [
-        model.predict(x[i : i + PREDICT_BATCH].astype(np.float64))[cols].to_numpy(np.float64)
+        model.predict(beat_frame(x[i : i + PREDICT_BATCH]))[cols].to_numpy(np.float64)
         for i in range(0, len(x), PREDICT_BATCH)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, n_classes))
@@ -296,7 +296,7 @@ def check_smoke(model: Any, x: np.ndarray, y: np.ndarray, class_names: list[str]
 
 def check_latency(model: Any, beat: np.ndarray, repeats: int, limit_ms: float) -> Check:
     """Median wall time of a single-beat prediction (after one warm-up call)."""
-    one = beat[None, :].astype(np.float64)
+    one = beat_frame(beat[None, :])
     model.predict(one)
     times = []
     for _ in range(repeats):

@@ -154,6 +154,15 @@ def prediction_frame(proba: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     return frame
 
 
+def beat_frame(x: np.ndarray) -> pd.DataFrame:
+    """Beats as a DataFrame with columns ``x0..x186``.
+
+    The named layout suits every model: ours (no input schema) and models logged with a named
+    ``x0..x186`` input schema, whose enforcement rejects plain arrays.
+    """
+    return pd.DataFrame(np.asarray(x, dtype=np.float64), columns=SIGNAL_COLUMNS)
+
+
 def output_columns(n_classes: int) -> list[str]:
     """Column names of the model output (and of the batch prediction CSV)."""
     return ["pred", "pred_name"] + [f"p_{j}" for j in range(n_classes)]
@@ -188,8 +197,9 @@ class BeatClassifier(_python_model_base()):  # type: ignore[misc]
             raise RuntimeError(f"predictor returned shape {proba.shape}, expected {expected}")
         return proba
 
-    # No type hints on model_input: MLflow would try to infer (and enforce) a schema from them.
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ANN001
+    # The hint must be exactly ``pd.DataFrame``: MLflow infers no schema from it (and enforces
+    # none), while other hints would be turned into a schema. Arrays and lists work as well.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Validate the rows and return class, class name and per-class probabilities."""
         x = coerce_beats(model_input, self.tolerance)
         return prediction_frame(self.predict_proba(x), self.class_names)

@@ -79,9 +79,11 @@ def _row_keys(x: np.ndarray) -> np.ndarray:
 class FeatureLookup:
     """Features of beats, from the task's cached feature table where it matches.
 
-    Beats are matched to the cached table by content (the beat table has no duplicate rows),
-    so any subset or fold of the task's beats is served; beats not in the cache, or a cache
-    built with other settings, are computed by the extractor.
+    Beats are matched to the cached table by content (a 64-bit hash of the samples, then an
+    exact comparison), so any subset or fold of the task's beats is served, whatever order
+    ``load_split`` or ``iter_patient_folds`` returns; identical beats share their features.
+    Beats not in the cache, or a cache built with other settings, are computed by the
+    extractor.
 
     Args:
         cfg: configuration.
@@ -100,7 +102,9 @@ class FeatureLookup:
         source = cfg.path("processed") / f"{task}.parquet"
         beats = signals(pd.read_parquet(source, columns=SIGNAL_COLUMNS))
         if len(beats) != len(cached):
-            log.info("feature table has %d rows, beat table %d: recomputing", len(cached), len(beats))
+            log.info(
+                "feature table has %d rows, beat table %d: recomputing", len(cached), len(beats)
+            )
             return
         self._set(beats, cached.to_numpy(dtype=np.float64))
 
@@ -156,7 +160,9 @@ def _fit(pipeline: Any, x: np.ndarray, y: np.ndarray, lookup: FeatureLookup | No
             pipeline.fit(x, y)
 
 
-def _predict(pipeline: Any, x: np.ndarray, n_classes: int, lookup: FeatureLookup | None) -> np.ndarray:
+def _predict(
+    pipeline: Any, x: np.ndarray, n_classes: int, lookup: FeatureLookup | None
+) -> np.ndarray:
     head, tail = head_and_tail(pipeline)
     if head is not None and lookup is not None:
         return predict_proba_full(tail, lookup(x), n_classes)
@@ -313,8 +319,15 @@ def train_classical(
     params = run_params(cfg, model, input, imbalance)
     with start_run(cfg, task, f"{name}-{scheme}", scheme=scheme, params=params, tags=tags):
         fitted = fit_predict(
-            cfg, task, model, input, imbalance, train,
-            {"val": parts["val"], "test": parts["test"]}, lookup, timed_part="test",
+            cfg,
+            task,
+            model,
+            input,
+            imbalance,
+            train,
+            {"val": parts["val"], "test": parts["test"]},
+            lookup,
+            timed_part="test",
         )
         cv = None
         if task == "ptb" and scheme == "patient":
@@ -323,8 +336,12 @@ def train_classical(
         facts = describe_fit(pipeline)
         if facts:
             mlflow.log_params({f"fitted.{k}": v for k, v in facts.items()})
-        n = {"train": len(train), "train_available": len(parts["train"]),
-             "val": len(parts["val"]), "test": len(parts["test"])}
+        n = {
+            "train": len(train),
+            "train_available": len(parts["train"]),
+            "val": len(parts["val"]),
+            "test": len(parts["test"]),
+        }
         record = save_evaluation(
             cfg,
             task=task,
@@ -338,9 +355,13 @@ def train_classical(
             timing=fitted["timing"],
             n=n,
             cv=cv,
-            extra={"model": model, "input": input, "imbalance": imbalance,
-                   "feature_set": cfg.features.set if input == "features" else None,
-                   "fitted": facts},
+            extra={
+                "model": model,
+                "input": input,
+                "imbalance": imbalance,
+                "feature_set": cfg.features.set if input == "features" else None,
+                "fitted": facts,
+            },
         )
         log_beat_model(pipeline, task, class_names, example=signals(parts["test"])[:3])
     return record
@@ -385,8 +406,14 @@ def compare_imbalance(
     results: dict[str, Any] = {}
     for variant in variants:
         fitted = fit_predict(
-            cfg, task, model, input, variant, train,
-            {"val": parts["val"], "test": parts["test"]}, lookup,
+            cfg,
+            task,
+            model,
+            input,
+            variant,
+            train,
+            {"val": parts["val"], "test": parts["test"]},
+            lookup,
         )
         entry: dict[str, Any] = {"fit_seconds": fitted["timing"]["fit_seconds"]}
         for part in ("val", "test"):
@@ -406,9 +433,15 @@ def compare_imbalance(
 
     winner = max(variants, key=lambda v: -np.inf if np.isnan(score(v)) else score(v))
     out = {
-        "task": task, "scheme": scheme, "model": model, "input": input,
-        "profile": cfg.profile, "n_train": len(train), "variants": results,
-        "winner": winner, "selected_on": selected_on,
+        "task": task,
+        "scheme": scheme,
+        "model": model,
+        "input": input,
+        "profile": cfg.profile,
+        "n_train": len(train),
+        "variants": results,
+        "winner": winner,
+        "selected_on": selected_on,
     }
     target = cfg.path("outputs") / "benchmarks" / f"imbalance-{task}-{scheme}-{model}-{input}.json"
     write_json(out, target)

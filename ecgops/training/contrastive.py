@@ -102,12 +102,18 @@ def contrastive_loss(
     device: torch.device,
     seed: int,
 ) -> float:
-    """Mean NT-Xent of ``model`` on beats ``x`` with fixed-seed views (validation loss)."""
+    """Mean NT-Xent of ``model`` on beats ``x`` with fixed-seed views (validation loss).
+
+    The beats are put in a fixed random order first: in table order a batch holds consecutive
+    beats of one record, whose near-identical negatives would make the loss incomparable to the
+    shuffled training batches.
+    """
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
+    order = np.random.default_rng(seed).permutation(len(x))
     total, count = 0.0, 0
     for start in range(0, len(x), batch_size):
-        xb = torch.tensor(x[start : start + batch_size], device=device)
+        xb = torch.tensor(x[order[start : start + batch_size]], device=device)
         if len(xb) < 2:
             continue
         v1, v2 = augment(xb, gen), augment(xb, gen)

@@ -59,6 +59,11 @@ def stratified_subsample(df: pd.DataFrame, max_rows: int | None, seed: int) -> p
     return df.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
 
 
+def task_config(cfg: Config, task: str) -> Config:
+    """The config with ``deep.per_task[task]`` applied to the ``deep`` section."""
+    return cfg.model_copy(update={"deep": cfg.deep.for_task(task)})
+
+
 def fit_kwargs(cfg: Config) -> dict[str, Any]:
     """The engine settings of ``params.yaml`` ``deep`` as keyword arguments of ``fit``."""
     d = cfg.deep
@@ -82,7 +87,7 @@ def run_params(cfg: Config, model_name: str) -> dict[str, Any]:
     return {
         "model": model_name,
         "arch": cfg.deep.archs[model_name],
-        "deep": cfg.deep.model_dump(mode="json", exclude={"archs", "models"}),
+        "deep": cfg.deep.model_dump(mode="json", exclude={"archs", "models", "per_task"}),
         "seed": cfg.seed,
     }
 
@@ -145,6 +150,7 @@ def cross_validate(
     from ecgops.evaluation.metrics import classification_metrics
     from ecgops.training.engine import predict_proba
 
+    cfg = task_config(cfg, task)
     n_classes = len(cfg.class_names(task))
     root = checkpoint_dir(cfg, task, "patient", model_name)
     per_fold = []
@@ -174,7 +180,7 @@ def train_deep(cfg: Config, task: str, scheme: str, model_name: str) -> dict[str
     """Train, evaluate, log and (for the transformer) explain one deep model.
 
     Args:
-        cfg: configuration (``deep`` section).
+        cfg: configuration (``deep`` section, with ``deep.per_task[task]`` applied).
         task: ``ptb`` or ``mitbih``.
         scheme: ``beat`` or ``patient``.
         model_name: a key of ``deep.archs`` (lstm, bilstm, cnn, rescnn, transformer).
@@ -196,6 +202,7 @@ def train_deep(cfg: Config, task: str, scheme: str, model_name: str) -> dict[str
     from ecgops.tracking import start_run
     from ecgops.training.engine import TorchBeatPredictor, predict_proba, select_device
 
+    cfg = task_config(cfg, task)
     if model_name not in cfg.deep.archs:
         raise ValueError(
             f"unknown deep model {model_name!r}; expected one of {sorted(cfg.deep.archs)}"

@@ -279,6 +279,8 @@ def fit(
         bar = _progress(n_batches, f"{desc} {epoch + 1}/{epochs}")
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
+            if len(idx) < 2 <= seen:
+                break  # a last batch of one beat breaks batch-norm statistics: skip it
             xb, yb = xt[idx], yt[idx]
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(

@@ -224,7 +224,7 @@ def train_recipe(
         val,
         patience=tc.patience,
         weight_decay=tc.weight_decay,
-        batch_size=tc.batch_size,
+        batch_size=tc.finetune_batch_size,
         imbalance=cfg.deep.imbalance,
         seed=cfg.seed,
         n_classes=len(cfg.class_names(TASK)),

@@ -150,6 +150,11 @@ def pretrain(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
             device=device,
         )
 
+        init_probe = {
+            f"init_{k}": v for k, v in probe_data.scores(encoder, n_classes, device).items()
+        }
+        mlflow.log_metrics(init_probe)  # the untrained encoder's probe: the baseline to beat
+
         def on_epoch(epoch: int, metrics: dict) -> None:
             metrics.update(probe_data.scores(encoder, n_classes, device))
             loggable = {k: float(v) for k, v in metrics.items() if _is_number(v)}
@@ -208,14 +213,21 @@ def pretrain(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
         encoder.eval()
         t0 = time.perf_counter()
         tr_x, tr_y = probe_data.parts["train"]
-        probe = linear_probe(
-            embed(encoder, tr_x, tc.batch_size, device), tr_y, tc.probe_class_weight, cfg.seed
-        )
+        emb_tr = embed(encoder, tr_x, tc.batch_size, device)
+        probe = linear_probe(emb_tr, tr_y, tc.probe_class_weight, cfg.seed)
         probe_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        proba_te = probe_proba(probe, embed(encoder, x_te, tc.batch_size, device), n_classes)
+        emb_te = embed(encoder, x_te, tc.batch_size, device)
+        proba_te = probe_proba(probe, emb_te, n_classes)
         predict_bps = len(x_te) / max(time.perf_counter() - t0, 1e-9)
         proba_va = probe_proba(probe, embed(encoder, x_va, tc.batch_size, device), n_classes)
+        # both probe weightings, for the record: plain accuracy favours the majority class (N)
+        probes = {}
+        for weighting in ("balanced", "none"):
+            p = probe if weighting == tc.probe_class_weight else None
+            p = p or linear_probe(emb_tr, tr_y, weighting, cfg.seed)
+            m = classification_metrics(y_te, probe_proba(p, emb_te, n_classes))
+            probes[weighting] = {k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
 
         path = encoder_path(cfg, method, scheme)
         meta = {
@@ -258,6 +270,8 @@ def pretrain(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
                     "epochs_run": epochs_run,
                     "device": str(device),
                     "history": [_jsonable(h) for h in history],
+                    "probe_test_by_class_weight": probes,
+                    **init_probe,
                     **head_metrics,
                 }
             },
@@ -284,6 +298,8 @@ def pretrain(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
             "test_balanced_accuracy": record["test"]["balanced_accuracy"],
             "val_accuracy": record.get("val", {}).get("accuracy", float("nan")),
             "val_balanced_accuracy": record.get("val", {}).get("balanced_accuracy", float("nan")),
+            "test_by_class_weight": probes,
+            **init_probe,
         },
         "best_epoch": int(best_epoch),
         "epochs_run": epochs_run,

@@ -34,9 +34,18 @@ def test_report_has_tables_study_columns_and_images(tmp_path: Path) -> None:
         for scheme in ("beat", "patient"):
             for name, family, acc in (("lgbm-raw", "classical", 0.9), ("cnn", "deep", 0.8)):
                 y, p = _predictions(60, k, acc, seed=len(name))
-                save_evaluation(cfg, task=task, scheme=scheme, name=name, family=family,
-                                y_test=y, proba_test=p, y_val=y, proba_val=p,
-                                timing={"fit_seconds": 1.5, "predict_beats_per_s": 1000.0})
+                save_evaluation(
+                    cfg,
+                    task=task,
+                    scheme=scheme,
+                    name=name,
+                    family=family,
+                    y_test=y,
+                    proba_test=p,
+                    y_val=y,
+                    proba_val=p,
+                    timing={"fit_seconds": 1.5, "predict_beats_per_s": 1000.0},
+                )
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
 

@@ -33,7 +33,7 @@ def deep_config(smoke_data: Config, workdir: Path, **deep) -> Config:
             "processed": str(smoke_data.path("processed")),
             "splits": str(smoke_data.path("splits")),
         },
-        deep={"num_threads": 1, "epochs": 2, **deep},
+        deep={"num_threads": 1, "epochs": 2, "per_task": {"ptb": {"epochs": 2}}, **deep},
     )
 
 
@@ -95,7 +95,7 @@ def test_transformer_on_the_patient_split_has_cv_and_attention_maps(
 
     from ecgops.training.deep import train_deep
 
-    cfg = deep_config(smoke_data, tmp_path, epochs=1)
+    cfg = deep_config(smoke_data, tmp_path, per_task={"ptb": {"epochs": 1}})
     record = train_deep(cfg, "ptb", "patient", "transformer")
     assert record["cv"]["folds"] == cfg.splits.cv_folds
     assert len(record["cv"]["balanced_accuracy_folds"]) == cfg.splits.cv_folds

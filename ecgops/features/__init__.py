@@ -1,0 +1,1 @@
+"""Beat features: zero-padding strip (padding.py) and time-series feature sets (tsfeatures.py)."""

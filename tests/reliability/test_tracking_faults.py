@@ -1,0 +1,33 @@
+"""An unreachable MLflow server gives a clear error quickly, never a hang."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from ecgops.errors import TrackingUnavailable
+from ecgops.tracking import check_reachable, configure
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_fails_fast_with_a_clear_message(
+    cfg_smoke_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    cfg = cfg_smoke_factory(tracking={"uri": uri})
+    start = time.monotonic()
+    with pytest.raises(TrackingUnavailable) as err:
+        configure(cfg)
+    assert time.monotonic() - start < 15
+    assert uri in str(err.value) and "unreachable" in str(err.value)
+
+
+def test_local_sqlite_store_needs_no_server() -> None:
+    check_reachable("sqlite:///tmp/anything.db")  # no exception: nothing to reach
