@@ -114,6 +114,7 @@ def scratch_registry(cfg: Config, task: str, args: argparse.Namespace) -> dict[s
 
     scheme = cfg.splits.scheme
     parts, source = task_parts(cfg, task, scheme)
+    print(f"[{time.strftime('%H:%M:%S')}] {task}: training", file=sys.stderr, flush=True)
     ops: dict[str, float] = {}
     small = max(50, min(args.train_rows, len(parts["train"])) // 10)
     weak = train(cfg, task, parts["train"], small, cfg.seed)  # a first, weaker champion
@@ -245,6 +246,13 @@ def served_latency(cfg: Config, task: str, table: pd.DataFrame, n: int, work: Pa
 OVERRIDES: dict[str, Any] = {}
 
 
+def save(result: dict[str, Any], out: Path, stage: str) -> None:
+    """Write the results so far (a long run keeps what it measured) and log the stage."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"[{time.strftime('%H:%M:%S')}] {stage}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--registry", choices=["scratch", "project"], default="scratch")
@@ -318,11 +326,14 @@ def main() -> None:
                 champion = f"models:/{cfg.experiment_name(task)}@champion"
                 from ecgops.predict import load_model
 
+                result["tasks"][task] = entry
                 with timed(entry.setdefault("ops", {}), "download_and_load_s"):
                     load_model(champion, cfg)
+                save(result, args.out, f"{task}: registry done")
                 entry["batch"] = batch_throughput(cfg, champion, table, args.rows, work)
+                save(result, args.out, f"{task}: batch done")
                 entry["serving"] = served_latency(cfg, task, table, args.requests, work)
-                result["tasks"][task] = entry
+                save(result, args.out, f"{task}: serving done")
                 print(json.dumps({task: entry}, indent=2))
             if args.registry == "scratch" and "ptb" in tasks:
                 result["ptb_record_level"] = record_level(cfg, args)
@@ -332,9 +343,7 @@ def main() -> None:
                 kill_group(server)
     result["load_avg_end"] = os.getloadavg()
     result["peak_rss_parent_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save(result, args.out, f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -177,7 +177,11 @@ def iter_csv_chunks(path: Path, chunk_size: int) -> Iterator[tuple[int, pd.DataF
 
 
 def check_chunk(
-    chunk: pd.DataFrame, path: Path, first_line: int, n_classes: int, tolerance: float
+    chunk: pd.DataFrame,
+    path: Path,
+    first_line: int,
+    n_classes: int | None,
+    tolerance: float | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate one chunk of Kaggle-layout rows.
 
@@ -185,8 +189,8 @@ def check_chunk(
         chunk: the rows (unnamed columns).
         path: the file, for messages.
         first_line: line number of the chunk's first row (1-based).
-        n_classes: number of classes (labels must be ``0..n_classes-1``).
-        tolerance: slack around [0, 1].
+        n_classes: number of classes (labels must be ``0..n_classes-1``); None skips the check.
+        tolerance: slack around [0, 1]; None skips the range check.
 
     Returns:
         ``(x, y)``: float32 beats (n, 187) and int64 labels (or None without a label column).
@@ -237,8 +241,8 @@ def check_chunk(
                 path, f"line {line}: only {col} values; expected {BEAT_LEN} or {BEAT_LEN + 1}"
             )
         raise DataError(path, f"line {line}, column {col + 1}: missing, NaN or infinite value")
-    out = (x < -tolerance) | (x > 1.0 + tolerance)
-    if out.any():
+    out = (x < -tolerance) | (x > 1.0 + tolerance) if tolerance is not None else None
+    if out is not None and out.any():
         row, col = (int(v) for v in np.argwhere(out)[0])
         raise DataError(
             path,
@@ -248,13 +252,15 @@ def check_chunk(
     y = None
     if width == BEAT_LEN + 1:
         labels = arr[:, BEAT_LEN]
-        bad_label = (labels != np.round(labels)) | (labels < 0) | (labels >= n_classes)
+        bad_label = (labels != np.round(labels)) | (labels < 0)
+        if n_classes is not None:
+            bad_label |= labels >= n_classes
         if bad_label.any():
             row = int(np.flatnonzero(bad_label)[0])
             raise DataError(
                 path,
                 f"line {first_line + row}, column {BEAT_LEN + 1}: label {labels[row]:g} is not a "
-                f"class index 0..{n_classes - 1}",
+                + (f"class index 0..{n_classes - 1}" if n_classes else "class index"),
             )
         y = labels.astype(np.int64)
     return x.astype(np.float32), y
@@ -300,6 +306,7 @@ def predict_csv(
     first = next(chunks, None)  # fail on a missing/empty/malformed file before loading the model
     if first is None:
         raise DataError(input_csv, "empty file (no beats)")
+    check_chunk(first[1], input_csv, first[0], n_classes=None, tolerance=None)
     model = loaded or load_model(model_uri, cfg)
     names, tolerance = model_classes(model)
     k = len(names)

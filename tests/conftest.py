@@ -22,6 +22,8 @@ import pytest
 
 from ecgops.config import Config, deep_merge, load_config
 
+pytest_plugins = ["fixtures_mlflow"]  # real MLflow server fixtures (tests/fixtures_mlflow.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 RAW_FIXTURES = FIXTURES / "raw"
