@@ -226,7 +226,6 @@ class TransferConfig(_Frozen):
     finetune_lr_ratio: float
     phase_one_fraction: float = Field(gt=0.0, lt=1.0)
     strategies: list[Literal["A", "B", "C"]]
-    encoders: list[Literal["supervised", "contrastive"]]
     max_train_rows: int | None
     probe_rows: int
     probe_class_weight: Literal["balanced", "none"]
