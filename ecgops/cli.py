@@ -246,7 +246,7 @@ def serve(
     """Serve a registered model over HTTP (MLflow scoring server) on 127.0.0.1."""
     from ecgops.serve import serve as run
 
-    run(_cfg(), task=task, model=model, host=host, port=port)
+    raise typer.Exit(run(_cfg(), task=task, model=model, host=host, port=port))
 
 
 @app.command()

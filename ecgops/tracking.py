@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -111,6 +112,8 @@ def provenance_tags(cfg: Config, task: str, scheme: str | None = None) -> dict[s
 
 def _prefect_tags() -> dict[str, str]:
     """Link to the Prefect flow run when called inside one (tags both ways)."""
+    if "prefect" not in sys.modules:
+        return {}  # not inside a flow run; don't pay prefect's import
     try:
         from prefect.runtime import flow_run
     except ImportError:  # pragma: no cover - prefect is a dependency

@@ -388,3 +388,27 @@ def iter_patient_folds(
     for k in range(int(folds.max()) + 1):
         parts = fold_parts(labels, groups, folds, k, cfg.splits.val_size, cfg.seed)
         yield tuple(df[parts == p].reset_index(drop=True) for p in PARTS)
+
+
+def stratified_subsample(df: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows, each class in proportion (at least one beat per class).
+
+    Args:
+        df: a beat table.
+        max_rows: row budget; None keeps everything.
+        seed: random seed.
+
+    Returns:
+        The kept rows in their original order (index reset).
+    """
+    if max_rows is None or len(df) <= max_rows:
+        return df.reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    y = df["label"].to_numpy()
+    keep: list[np.ndarray] = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        quota = min(len(members), max(1, round(max_rows * len(members) / len(df))))
+        keep.append(rng.choice(members, size=quota, replace=False))
+    rows = np.sort(np.concatenate(keep))
+    return df.iloc[rows].reset_index(drop=True)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ecgops.config import Config
+from ecgops.data.splits import stratified_subsample
 from ecgops.evaluation.metrics import classification_metrics
 from ecgops.features.tsfeatures import FeatureExtractor, load_cached_features
 from ecgops.io import write_json
@@ -46,30 +47,6 @@ CV_METRICS = ("balanced_accuracy", "auroc", "accuracy", "macro_f1", "auprc")
 # ---------------------------------------------------------------------------------------------
 # data helpers
 # ---------------------------------------------------------------------------------------------
-def stratified_subsample(df: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
-    """At most ``max_rows`` rows, each class in proportion (at least one beat per class).
-
-    Args:
-        df: a beat table.
-        max_rows: row budget; None keeps everything.
-        seed: random seed.
-
-    Returns:
-        The kept rows in their original order (index reset).
-    """
-    if max_rows is None or len(df) <= max_rows:
-        return df.reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    y = labels(df)
-    keep: list[np.ndarray] = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        quota = min(len(members), max(1, round(max_rows * len(members) / len(df))))
-        keep.append(rng.choice(members, size=quota, replace=False))
-    rows = np.sort(np.concatenate(keep))
-    return df.iloc[rows].reset_index(drop=True)
-
-
 def _row_keys(x: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each beat's float32 samples."""
     frame = pd.DataFrame(np.ascontiguousarray(x, dtype=np.float32))

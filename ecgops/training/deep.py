@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ecgops.config import Config
+from ecgops.data.splits import stratified_subsample
 from ecgops.schema import labels, signals
 
 log = logging.getLogger(__name__)
@@ -34,29 +35,6 @@ CV_METRICS = ("balanced_accuracy", "auroc", "accuracy", "macro_f1", "auprc")
 def checkpoint_dir(cfg: Config, task: str, scheme: str, model_name: str) -> Path:
     """``<models>/checkpoints/{task}/{scheme}/{model}``."""
     return cfg.path("models") / "checkpoints" / task / scheme / model_name
-
-
-def stratified_subsample(df: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
-    """At most ``max_rows`` rows, each class in proportion (at least one beat per class).
-
-    Args:
-        df: a beat table.
-        max_rows: row budget; None keeps everything.
-        seed: random seed.
-
-    Returns:
-        The kept rows in their original order (index reset).
-    """
-    if max_rows is None or len(df) <= max_rows:
-        return df.reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    y = labels(df)
-    keep = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        quota = min(len(members), max(1, round(max_rows * len(members) / len(df))))
-        keep.append(rng.choice(members, size=quota, replace=False))
-    return df.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
 
 
 def task_config(cfg: Config, task: str) -> Config:
