@@ -418,26 +418,32 @@ def extract_features(
     Returns:
         One row per beat (same order as ``x``); ±inf replaced by NaN.
     """
-    from tqdm.auto import tqdm
-
     x = as_beats(x)
     if x.shape[0] == 0:
         raise ValueError("no beats to extract features from")
     parts = list(_chunks(x, max(1, int(chunk_size))))
-    bar = tqdm(total=x.shape[0], unit="beat", desc=f"{set_name} features", disable=not progress)
-    frames: list[pd.DataFrame] = []
-    with bar:
-        if n_jobs == 1 or len(parts) == 1:
-            results: Iterator[pd.DataFrame] = (_extract_chunk(p, set_name, spec) for p in parts)
-        else:
-            from joblib import Parallel, delayed
+    if n_jobs == 1 or len(parts) == 1:
+        results: Iterator[pd.DataFrame] = (_extract_chunk(p, set_name, spec) for p in parts)
+    else:
+        from joblib import Parallel, delayed
 
-            results = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_extract_chunk)(p, set_name, spec) for p in parts
-            )
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_extract_chunk)(p, set_name, spec) for p in parts
+        )
+    bar = None
+    if progress:  # tqdm only when asked: a served model needs no progress bar (nor tqdm)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=x.shape[0], unit="beat", desc=f"{set_name} features")
+    frames: list[pd.DataFrame] = []
+    try:
         for part, frame in zip(parts, results, strict=True):
             frames.append(frame)
-            bar.update(part.shape[0])
+            if bar is not None:
+                bar.update(part.shape[0])
+    finally:
+        if bar is not None:
+            bar.close()
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return out.replace([np.inf, -np.inf], np.nan)
 
