@@ -32,6 +32,8 @@ app.add_typer(features_app, name="features")
 
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="ptb or mitbih")]
 SchemeOpt = Annotated[str, typer.Option("--scheme", "-s", help="beat or patient split")]
+REFUSED_EXIT = 3
+"""Exit status of ``ecgops promote --strict`` when the gate refused a challenger."""
 
 
 def _mount_data_app() -> None:
@@ -192,16 +194,27 @@ def promote(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="restore the previous champion")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help=f"exit {REFUSED_EXIT} when a challenger is refused"),
+    ] = False,
 ) -> None:
     """Promotion gate: the challenger becomes champion only if it is better and passes checks."""
     from ecgops.registry import promote as P
 
     cfg = _cfg()
+    refused = []
     for t in _tasks(task):
         if rollback:
             typer.echo(P.rollback(cfg, t))
-        else:
-            typer.echo(P.promote(cfg, t, dry_run=dry_run))
+            continue
+        decision = P.promote(cfg, t, dry_run=dry_run)
+        typer.echo(decision)
+        if decision.action == "refused":
+            refused.append(t)
+    if strict and refused:
+        typer.echo(f"refused: {', '.join(refused)} (champion unchanged)", err=True)
+        raise typer.Exit(REFUSED_EXIT)
 
 
 @app.command()

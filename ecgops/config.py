@@ -235,6 +235,7 @@ class TransferConfig(_Frozen):
 
 class RegistryConfig(_Frozen):
     select_metric: str
+    select_scheme: Literal["beat", "patient"] | None = None
     margin: float
     floors: dict[str, dict[str, float]]
     max_model_mb: float

@@ -448,24 +448,41 @@ def _no_beats(note: str) -> tuple[np.ndarray, str]:
     return np.zeros((0, BEAT_LEN), dtype=np.float32), note
 
 
-def aggregate(proba: np.ndarray, method: str) -> np.ndarray:
-    """One probability vector per record from its beats' probabilities.
+def predict_proba(model: Any, x: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Class probabilities (n, k) of beats ``x`` (n, 187), predicted in chunks."""
+    from ecgops.registry.pyfunc import beat_frame
 
-    Args:
-        proba: beat probabilities (n, k), n >= 1.
-        method: ``mean_proba`` (mean of the probabilities) or ``majority`` (share of beats
-            predicted as each class).
+    names, _ = model_classes(model)
+    cols = [f"p_{j}" for j in range(len(names))]
+    step = max(1, int(chunk_size))
+    parts = [
+        model.predict(beat_frame(x[i : i + step]))[cols].to_numpy(np.float64)
+        for i in range(0, len(x), step)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, len(cols)))
 
-    Returns:
-        Shape (k,), summing to 1.
-    """
-    proba = np.asarray(proba, dtype=np.float64)
-    if method == "mean_proba":
-        return proba.mean(axis=0)
-    if method == "majority":
-        votes = np.bincount(proba.argmax(axis=1), minlength=proba.shape[1])
-        return votes / votes.sum()
-    raise ValueError(f"unknown record aggregation {method!r}; expected mean_proba or majority")
+
+def record_rule(cfg: Config, model_uri: str) -> dict[str, Any] | None:
+    """The record rule stored on a registered version (``models:/name@alias`` or
+    ``models:/name/version``), or None (argmax) for any other model URI."""
+    from ecgops.evaluation.records import RULE_TAG, rule_from_tag
+    from ecgops.registry.register import mlflow_client
+
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", model_uri)
+    if not match:
+        return None
+    name, alias, version = match.groups()
+    client = mlflow_client(cfg)
+    try:
+        mv = (
+            client.get_model_version_by_alias(name, alias)
+            if alias
+            else client.get_model_version(name, version)
+        )
+    except Exception as exc:  # noqa: BLE001 - the load that follows reports a missing model
+        log.debug("no record rule for %s: %s", model_uri, exc)
+        return None
+    return rule_from_tag((mv.tags or {}).get(RULE_TAG))
 
 
 def predict_records(
@@ -491,7 +508,7 @@ def predict_records(
     Raises:
         DataError: a record is missing or unreadable (nothing is written).
     """
-    from ecgops.registry.pyfunc import beat_frame
+    from ecgops.evaluation.records import aggregate, decide
 
     model_uri = model_uri or resolve_model_uri(cfg, task=task)
     check_trusted(cfg, model_uri)
@@ -499,6 +516,8 @@ def predict_records(
         raise DataError(None, "no record given")
     extracted = [(str(p), *record_beats(cfg, task, p)) for p in record_paths]
     model = load_model(model_uri, cfg)
+    rule = record_rule(cfg, model_uri)
+    method = (rule or {}).get("aggregation", cfg.registry.record_aggregation)
     names, _ = model_classes(model)
     k = len(names)
     cols = [f"p_{j}" for j in range(k)]
@@ -511,9 +530,8 @@ def predict_records(
             skipped[record] = note
             row.update({"pred": pd.NA, "pred_name": "", **dict.fromkeys(cols, np.nan)})
         else:
-            frame = model.predict(beat_frame(beats))
-            p = aggregate(frame[cols].to_numpy(np.float64), cfg.registry.record_aggregation)
-            pred = int(p.argmax())
+            p = aggregate(predict_proba(model, beats, cfg.serving.batch_chunk_size), method)
+            pred = int(decide(p, rule)[0])
             row.update({"pred": pred, "pred_name": names[pred], **dict(zip(cols, p, strict=True))})
             log.info("%s: %s", record, note)
         rows.append(row)
@@ -526,7 +544,8 @@ def predict_records(
         "model": model_uri,
         "output": str(output_csv),
         "records": len(out),
-        "aggregation": cfg.registry.record_aggregation,
+        "aggregation": method,
+        "rule": rule or {"kind": "argmax"},
         "counts": {name: int(counts.get(name, 0)) for name in names},
         "no_beats": skipped,
     }
@@ -535,48 +554,55 @@ def predict_records(
 def evaluate_records(
     cfg: Config, task: str, model_uri: str, scheme: str = "patient", part: str = "test"
 ) -> dict[str, Any]:
-    """Beat-level vs record-level balanced accuracy on a split part (records of one label).
+    """Beat-level vs record-level balanced accuracy on a split part.
 
-    Each record's decision is the aggregate of its beats (``registry.record_aggregation``);
-    its true label is its beats' majority label (PTB records have a single label). Use a
-    model trained on the same scheme, or the test part is not held out.
+    Record decisions use the argmax of the aggregate and the rule learned on the validation
+    part (:func:`ecgops.evaluation.records.fit_rule`), never on ``part``. A record's true
+    label is its beats' majority label (PTB records have a single label). Use a model trained
+    on the same scheme, or the test part is not held out.
 
     Returns:
-        ``{"beats", "records", "beat_balanced_accuracy", "record_balanced_accuracy", ...}``.
+        ``{"beats", "records", "beat_balanced_accuracy", "record_balanced_accuracy",
+        "record_balanced_accuracy_rule", "rule", ...}``.
     """
     from sklearn.metrics import balanced_accuracy_score
 
     from ecgops.data.splits import load_split
-    from ecgops.registry.pyfunc import beat_frame
+    from ecgops.evaluation.records import decide, fit_rule, per_record
     from ecgops.schema import labels, signals
 
-    df = load_split(cfg, task, scheme)[part]
+    parts = load_split(cfg, task, scheme)
+    df = parts[part]
     if df.empty:
         raise DataError(None, f"{task}/{scheme} has an empty {part} part")
     model = load_model(model_uri, cfg)
-    names, _ = model_classes(model)
-    cols = [f"p_{j}" for j in range(len(names))]
-    proba = np.concatenate(
-        [
-            model.predict(beat_frame(signals(df.iloc[i : i + 10_000])))[cols].to_numpy()
-            for i in range(0, len(df), 10_000)
-        ]
-    )
-    y = labels(df)
-    keys = df["record"].astype(str).to_numpy()
-    rec_true, rec_pred = [], []
-    for key in pd.unique(keys):
-        sel = keys == key
-        rec_true.append(int(np.bincount(y[sel]).argmax()))
-        rec_pred.append(int(aggregate(proba[sel], cfg.registry.record_aggregation).argmax()))
+    method = cfg.registry.record_aggregation
+    chunk = cfg.serving.batch_chunk_size
+
+    def records(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        proba = predict_proba(model, signals(frame), chunk)
+        keys = frame["record"].astype(str).to_numpy()
+        return proba, *per_record(proba, labels(frame), keys, method)
+
+    proba, rec_p, rec_y = records(df)
+    _, val_p, val_y = records(parts["val"])
+    rule = fit_rule(val_p, val_y, method)
     return {
         "task": task,
         "scheme": scheme,
         "part": part,
         "model": model_uri,
         "beats": int(len(df)),
-        "records": len(rec_true),
-        "aggregation": cfg.registry.record_aggregation,
-        "beat_balanced_accuracy": round(float(balanced_accuracy_score(y, proba.argmax(1))), 4),
-        "record_balanced_accuracy": round(float(balanced_accuracy_score(rec_true, rec_pred)), 4),
+        "records": len(rec_y),
+        "aggregation": method,
+        "rule": rule,
+        "beat_balanced_accuracy": round(
+            float(balanced_accuracy_score(labels(df), proba.argmax(1))), 4
+        ),
+        "record_balanced_accuracy": round(
+            float(balanced_accuracy_score(rec_y, rec_p.argmax(1))), 4
+        ),
+        "record_balanced_accuracy_rule": round(
+            float(balanced_accuracy_score(rec_y, decide(rec_p, rule))), 4
+        ),
     }

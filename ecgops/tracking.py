@@ -179,6 +179,16 @@ def _artifact_location(cfg: Config, name: str) -> str | None:
     return f"{cfg.artifact_root.rstrip('/')}/{name}"
 
 
+CONFIG_TAG = "ecgops.config"
+"""Run tag naming the trained configuration without its split scheme (``lgbm-raw``): the same
+configuration trained on another scheme has the same value."""
+
+
+def config_name(run_name: str, scheme: str | None) -> str:
+    """``lgbm-raw-beat`` -> ``lgbm-raw`` (the run name without its ``-{scheme}`` suffix)."""
+    return run_name.removesuffix(f"-{scheme}") if scheme else run_name
+
+
 @contextmanager
 def start_run(
     cfg: Config,
@@ -206,6 +216,7 @@ def start_run(
     configure(cfg)
     experiment_id = ensure_experiment(cfg, task)
     all_tags = provenance_tags(cfg, task, scheme)
+    all_tags[CONFIG_TAG] = config_name(run_name, scheme)
     all_tags.update(tags or {})
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
         if params:

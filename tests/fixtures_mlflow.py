@@ -251,7 +251,7 @@ def _ptb_champion_session(
         mp.delenv("ECGOPS_PROFILE", raising=False)
         cfg = server_config(mlflow_server, tmp_path_factory.mktemp("champion"), "champ")
         log_run(cfg, "ptb", fit_lr(data["train"]), data, name="lr")
-        register_best(cfg, "ptb", train_data=data["train"])
+        register_best(cfg, "ptb", train_data=data["train"], val_data=data["val"])
         decision = promote(cfg, "ptb", eval_data=data["test"])
         assert decision.promoted, str(decision)
     return cfg, f"models:/{cfg.experiment_name('ptb')}@champion"

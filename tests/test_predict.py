@@ -11,6 +11,8 @@ from fixtures_mlflow import beat_table, xy
 
 from ecgops import predict as prediction
 from ecgops.errors import DataError, RegistryError
+from ecgops.evaluation.records import RULE_TAG, rule_from_tag
+from ecgops.registry.register import mlflow_client
 
 RAW = Path(__file__).resolve().parent / "fixtures" / "raw"
 PTBXL = RAW / "ptbxl" / "records500" / "00000" / "00001_hr"
@@ -186,6 +188,10 @@ def test_one_row_per_record_in_all_three_layouts(ptb_champion, tmp_path, capsys)
     p = rows[["p_0", "p_1"]][:3].astype(float).to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
     assert "no usable beat" in capsys.readouterr().err and str(flat) in summary["no_beats"]
+    # the record rule learned on validation records at registration is the one applied
+    mv = mlflow_client(cfg).get_model_version_by_alias(cfg.experiment_name("ptb"), "champion")
+    assert summary["rule"] == rule_from_tag(mv.tags[RULE_TAG])
+    assert summary["rule"]["kind"] in {"argmax", "threshold"}
 
 
 @pytest.mark.integration
@@ -194,11 +200,3 @@ def test_missing_record_is_an_error_and_writes_nothing(ptb_champion, tmp_path) -
     with pytest.raises(DataError, match=r"nope\.hea: WFDB header not found"):
         prediction.predict_records(cfg, "ptb", [PTBXL, tmp_path / "nope"], tmp_path / "r.csv", uri)
     assert not (tmp_path / "r.csv").exists()
-
-
-def test_aggregation_rules() -> None:
-    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]])
-    np.testing.assert_allclose(prediction.aggregate(proba, "mean_proba"), [0.5333333, 0.4666667])
-    np.testing.assert_allclose(prediction.aggregate(proba, "majority"), [1 / 3, 2 / 3])
-    with pytest.raises(ValueError, match="unknown record aggregation"):
-        prediction.aggregate(proba, "median")

@@ -3,6 +3,14 @@
 The best run is chosen by ``val_<registry.select_metric>`` (the validation part, never test)
 among the finished runs of the task's experiment, in one split scheme, that logged a model
 named ``model``. Ties go to the earliest run, so a rerun never displaces what is registered.
+
+With ``registry.select_scheme`` (default ``patient``) the *configurations* (``lgbm-raw``,
+``cnn``, ...) are ranked by their validation metric on that scheme, whose validation patients
+are not in its training part, and the winner's run on the registering scheme is registered.
+On the ``beat`` scheme a validation beat's patient is also in the training part, so its
+ranking rewards models that memorise patients; the patient ranking rewards models that
+generalise to new people, which is what a registered model meets. The registered run itself
+was trained on the registering scheme's (larger, more varied) training part.
 Registering is idempotent: a run already registered is reused, never registered twice. Every
 registry write happens under a file lock (:func:`registry_lock`), so two pipeline runs at once
 cannot interleave their read-then-write steps.
@@ -172,6 +180,47 @@ def find_candidates(client: MlflowClient, cfg: Config, task: str, scheme: str) -
     return out
 
 
+def run_config(run: Run, scheme: str) -> str:
+    """The run's configuration name (tag :data:`~ecgops.tracking.CONFIG_TAG`, else its name)."""
+    from ecgops.tracking import CONFIG_TAG, config_name
+
+    return run.data.tags.get(CONFIG_TAG) or config_name(run.info.run_name or "", scheme)
+
+
+def rank_candidates(
+    client: MlflowClient, cfg: Config, task: str, scheme: str, select_scheme: str | None
+) -> tuple[list[Candidate], str]:
+    """Candidates of ``scheme``, best first, ranked on ``select_scheme``'s validation metric.
+
+    Each candidate's ``metric`` becomes its configuration's best validation value on
+    ``select_scheme``; candidates whose configuration has no run there are dropped. Without
+    ``select_scheme`` (or equal to ``scheme``), or when no configuration matches, the
+    candidates keep their own validation metric.
+
+    Returns:
+        ``(candidates, the scheme whose validation metric ranked them)``.
+    """
+    candidates = find_candidates(client, cfg, task, scheme)
+    if not select_scheme or select_scheme == scheme or not candidates:
+        return candidates, scheme
+    ranking: dict[str, float] = {}
+    for c in find_candidates(client, cfg, task, select_scheme):
+        ranking.setdefault(run_config(c.run, select_scheme), c.metric)
+    ranked = [
+        Candidate(c.run, ranking[key], c.model_uri, c.model_id)
+        for c in candidates
+        if (key := run_config(c.run, scheme)) in ranking
+    ]
+    if not ranked:
+        log.warning(
+            "%s: no %s-scheme run shares a configuration with the %s-scheme runs; ranking on %s",
+            task, select_scheme, scheme, scheme,
+        )  # fmt: skip
+        return candidates, scheme
+    ranked.sort(key=lambda c: (-c.metric, c.run.info.start_time or 0, c.run.info.run_id))
+    return ranked, select_scheme
+
+
 def _logged_models_by_run(client: MlflowClient, experiment_id: str) -> dict[str, tuple[str, str]]:
     """run id -> (model URI, model id) of the READY logged models named ``model``."""
     out: dict[str, tuple[str, str]] = {}
@@ -205,6 +254,28 @@ def as_xy(data: BeatData) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
 
 
+def current_split(
+    cfg: Config, task: str, scheme: str, run: Run
+) -> tuple[dict[str, pd.DataFrame] | None, str]:
+    """The current split of the task, when its beat table is the run's data version.
+
+    Returns:
+        ``(parts, "ok")`` or ``(None, reason)``.
+    """
+    from ecgops.tracking import data_version
+
+    trained_on = run.data.tags.get("data_version")
+    current = data_version(cfg, task)
+    if trained_on and trained_on != current:
+        return None, f"run trained on data version {trained_on}, current table is {current}"
+    try:
+        from ecgops.data.splits import load_split
+
+        return load_split(cfg, task, scheme), "ok"
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        return None, f"split unavailable: {exc}"
+
+
 def training_stats(
     cfg: Config, task: str, scheme: str, run: Run, train_data: BeatData | None
 ) -> tuple[dict[str, Any] | None, str]:
@@ -213,19 +284,11 @@ def training_stats(
     Without ``train_data`` the training part of the current split is used, but only when the
     current beat table is the data version the run was trained on.
     """
-    from ecgops.tracking import data_version
-
     if train_data is None:
-        trained_on = run.data.tags.get("data_version")
-        current = data_version(cfg, task)
-        if trained_on and trained_on != current:
-            return None, f"run trained on data version {trained_on}, current table is {current}"
-        try:
-            from ecgops.data.splits import load_split
-
-            train_data = load_split(cfg, task, scheme)["train"]
-        except (DataError, FileNotFoundError, ValueError) as exc:
-            return None, f"training data unavailable: {exc}"
+        parts, note = current_split(cfg, task, scheme, run)
+        if parts is None:
+            return None, note
+        train_data = parts["train"]
     x, y = as_xy(train_data)
     if len(x) == 0:
         return None, "empty training part"
@@ -233,10 +296,56 @@ def training_stats(
     return stats, "ok"
 
 
+def fit_record_rule(
+    cfg: Config,
+    task: str,
+    scheme: str,
+    candidate: Candidate,
+    val_data: pd.DataFrame | None = None,
+) -> tuple[dict[str, Any] | None, str]:
+    """Learn the record-level decision rule of a run's model on the validation records.
+
+    See :mod:`ecgops.evaluation.records`. Validation part only, never test.
+
+    Args:
+        val_data: validation beats with a ``record`` column (default: the validation part of
+            the current split, when its data version matches the run's).
+
+    Returns:
+        ``(rule, "ok")`` or ``(None, reason)``.
+    """
+    from ecgops.evaluation.records import fit_rule, per_record
+    from ecgops.predict import load_model, predict_proba
+    from ecgops.schema import labels, signals
+
+    val = val_data
+    if val is None:
+        parts, note = current_split(cfg, task, scheme, candidate.run)
+        if parts is None:
+            return None, note
+        val = parts["val"]
+    if val.empty or "record" not in val.columns:
+        return None, "no validation records"
+    try:
+        model = load_model(candidate.model_uri, cfg)
+        proba = predict_proba(model, signals(val), cfg.serving.batch_chunk_size)
+    except (RegistryError, DataError, ValueError) as exc:
+        return None, f"validation prediction failed: {exc}"
+    rec_p, rec_y = per_record(
+        proba, labels(val), val["record"].astype(str).to_numpy(), cfg.registry.record_aggregation
+    )
+    return fit_rule(rec_p, rec_y, cfg.registry.record_aggregation), "ok"
+
+
 def version_tags(
-    cfg: Config, candidate: Candidate, stats: dict | None, note: str
+    cfg: Config,
+    candidate: Candidate,
+    stats: dict | None,
+    note: str,
+    record_rule: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Tags of a new version: provenance of its run, its metrics, its training statistics."""
+    """Tags of a new version: provenance of its run, its metrics, its training statistics and
+    its record-level decision rule."""
     run = candidate.run
     tags = {
         "run_id": run.info.run_id,
@@ -253,6 +362,10 @@ def version_tags(
     if stats is not None:
         tags[drift.STATS_TAG] = drift.to_tag(stats)
     tags["ecgops.train_stats_status"] = note
+    if record_rule is not None:
+        from ecgops.evaluation.records import RULE_TAG, rule_to_tag
+
+        tags[RULE_TAG] = rule_to_tag(record_rule)
     return tags
 
 
@@ -271,6 +384,7 @@ def register_best(
     task: str,
     scheme: str | None = None,
     train_data: BeatData | None = None,
+    val_data: pd.DataFrame | None = None,
 ) -> ModelVersion | None:
     """Register the task's best run (validation metric) as the ``challenger``.
 
@@ -281,6 +395,8 @@ def register_best(
             whose test part the promotion gate evaluates on).
         train_data: the run's training beats, for the drift statistics (default: the training
             part of the current split, when its data version matches the run's).
+        val_data: validation beats with record ids, for the record rule (default: the
+            validation part of the current split, under the same condition).
 
     Returns:
         The registered (or reused) model version, or None when no run qualifies.
@@ -293,14 +409,23 @@ def register_best(
     client = mlflow_client(cfg)
     name = registered_model_name(cfg, task)
     with registry_lock(cfg):
-        candidates = find_candidates(client, cfg, task, scheme)
+        candidates, ranked_on = rank_candidates(
+            client, cfg, task, scheme, cfg.registry.select_scheme
+        )
         if not candidates:
             log.warning("%s: no finished %s-scheme run with a logged model", task, scheme)
             return None
         best = candidates[0]
+        log.info(
+            "%s: best configuration %s (val %s on the %s scheme %.4f): run %s",
+            task, run_config(best.run, scheme), cfg.registry.select_metric, ranked_on,
+            best.metric, best.run.info.run_id,
+        )  # fmt: skip
         version = existing_version(client, name, best.run.info.run_id)
         if version is None:
-            version = _create_version(client, cfg, task, scheme, name, best, train_data)
+            version = _create_version(
+                client, cfg, task, scheme, name, best, train_data, val_data, ranked_on
+            )
         else:
             log.info(
                 "%s: run %s is already version %s", name, best.run.info.run_id, version.version
@@ -317,12 +442,17 @@ def _create_version(
     name: str,
     best: Candidate,
     train_data: BeatData | None,
+    val_data: pd.DataFrame | None,
+    ranked_on: str,
 ) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     stats, note = training_stats(cfg, task, scheme, best.run, train_data)
     if stats is None:
         log.warning("%s: no drift statistics for run %s: %s", name, best.run.info.run_id, note)
+    rule, rule_note = fit_record_rule(cfg, task, scheme, best, val_data)
+    if rule is None:
+        log.warning("%s: record rule left at argmax: %s", name, rule_note)
     try:
         client.create_registered_model(
             name, description=f"ecgops {task} beat classifier (aliases: champion, challenger)"
@@ -334,6 +464,6 @@ def _create_version(
         name,
         source=best.model_uri,
         run_id=best.run.info.run_id,
-        tags=version_tags(cfg, best, stats, note),
+        tags={**version_tags(cfg, best, stats, note, rule), "select_scheme": ranked_on},
         model_id=best.model_id,
     )

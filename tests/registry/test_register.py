@@ -8,6 +8,7 @@ import pytest
 from fixtures_mlflow import fit_lr, fit_prior, free_port, log_run
 
 from ecgops.errors import RegistryError, TrackingUnavailable
+from ecgops.evaluation.records import RULE_TAG, rule_from_tag
 from ecgops.registry import drift
 from ecgops.registry.register import (
     CHALLENGER,
@@ -49,6 +50,25 @@ def test_best_validation_run_becomes_challenger_once(registry_cfg, ptb) -> None:
     again = register_best(cfg, "ptb", train_data=ptb["train"])  # a rerun registers nothing new
     assert again.version == mv.version
     assert len(versions(cfg)) == 1
+
+
+def test_configurations_are_ranked_on_the_patient_scheme(registry_cfg, ptb) -> None:
+    cfg = registry_cfg(registry={"select_scheme": "patient"})
+    memoriser = log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="rf", val_score=0.95)
+    generaliser = log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="lr", val_score=0.80)
+    log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="rf", scheme="patient", val_score=0.60)
+    log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="lr", scheme="patient", val_score=0.75)
+
+    mv = register_best(cfg, "ptb", "beat", train_data=ptb["train"], val_data=ptb["val"])
+
+    assert mv.run_id == generaliser != memoriser  # lr wins on new patients; its beat run is kept
+    assert mv.tags["select_scheme"] == "patient" and mv.tags["split_scheme"] == "beat"
+    assert float(mv.tags["select_value"]) == pytest.approx(0.75)
+    rule = rule_from_tag(mv.tags[RULE_TAG])  # learned on the validation records
+    assert rule["kind"] in {"argmax", "threshold"} and rule["val_records"] >= 1
+
+    plain = registry_cfg(registry={"select_scheme": None})
+    assert register_best(plain, "ptb", "beat", train_data=ptb["train"]).run_id == memoriser
 
 
 def test_scheme_selects_among_that_schemes_runs(registry_cfg, ptb) -> None:
