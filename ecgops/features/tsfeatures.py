@@ -531,14 +531,17 @@ class RelevanceSelector(TransformerMixin, BaseEstimator):
     Fitted on the training part only (it is a pipeline step). Constant features are dropped;
     if no feature passes the filter, all non-constant features are kept.
 
+    The tests run in this process: tsfresh parallelises them with a forking
+    ``multiprocessing.Pool``, and a fork of a process with running threads (the Prefect
+    pipeline trains models in threads) can deadlock in the child. A few hundred univariate
+    tests take seconds anyway.
+
     Args:
         fdr_level: false discovery rate of the filter.
-        n_jobs: processes for the tests.
     """
 
-    def __init__(self, fdr_level: float = 0.05, n_jobs: int = 1) -> None:
+    def __init__(self, fdr_level: float = 0.05) -> None:
         self.fdr_level = fdr_level
-        self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: Any) -> RelevanceSelector:
         """Test each feature against the labels; keep the relevant ones."""
@@ -561,7 +564,7 @@ class RelevanceSelector(TransformerMixin, BaseEstimator):
                     ml_task="classification",
                     multiclass=n_classes > 2,
                     n_significant=1,
-                    n_jobs=self.n_jobs,
+                    n_jobs=0,  # no forked pool: see the class docstring
                     fdr_level=self.fdr_level,
                 )
             relevant = set(table.loc[table["relevant"], "feature"])

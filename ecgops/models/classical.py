@@ -70,9 +70,7 @@ def feature_steps(cfg: Config) -> list[tuple[str, Any]]:
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
     ]
     if cfg.features.selection == "relevance":
-        steps.append(
-            ("select", RelevanceSelector(cfg.features.select_fdr, n_jobs=cfg.features.n_jobs))
-        )
+        steps.append(("select", RelevanceSelector(cfg.features.select_fdr)))
     return steps
 
 
