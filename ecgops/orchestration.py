@@ -390,7 +390,7 @@ def dask_runner(n_workers: int = 2, address: str | None = None) -> Any:
             "threads_per_worker": 1,
             "processes": True,
             "host": "127.0.0.1",
-            "dashboard_address": ":0",  # a free port, never a fixed one
+            "dashboard_address": "127.0.0.1:0",  # loopback, a free port
         },
     )
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ecgops.errors import TrackingUnavailable
-from ecgops.tracking import check_reachable, configure
+from ecgops.tracking import HEALTH_TIMEOUT_S, check_reachable, configure
 
 
 def _closed_port() -> int:
@@ -27,6 +27,23 @@ def test_unreachable_server_fails_fast_with_a_clear_message(
         configure(cfg)
     assert time.monotonic() - start < 15
     assert uri in str(err.value) and "unreachable" in str(err.value)
+
+
+def test_server_that_accepts_but_never_answers_times_out_clearly(cfg_smoke_factory) -> None:
+    """A hung server (the TCP connection is accepted, no HTTP answer comes) must not hang the
+    pipeline: the health probe gives up after ``HEALTH_TIMEOUT_S``."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        cfg = cfg_smoke_factory(tracking={"uri": uri})
+        start = time.monotonic()
+        with pytest.raises(TrackingUnavailable) as err:
+            configure(cfg)
+        waited = time.monotonic() - start
+    assert HEALTH_TIMEOUT_S * 0.8 <= waited < HEALTH_TIMEOUT_S + 10
+    assert uri in str(err.value) and "unreachable" in str(err.value)
+    assert "timed out" in str(err.value)
 
 
 def test_local_sqlite_store_needs_no_server() -> None:
