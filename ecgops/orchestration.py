@@ -419,17 +419,6 @@ def prepare_tracking(cfg: Config, tasks: Sequence[str]) -> str:
     return uri
 
 
-def split_workers(max_workers: int, groups: int) -> tuple[int, int]:
-    """Share ``max_workers`` between ``groups`` concurrent groups of sequential work.
-
-    Returns:
-        ``(groups at once, workers inside each group)``, both at least 1; their product
-        never exceeds ``max_workers`` (unless it is below 1).
-    """
-    outer = max(1, min(int(max_workers), int(groups)))
-    return outer, max(1, int(max_workers) // outer)
-
-
 def call(prefect_task: Any, cfg: Config, /, **params: Any) -> Any:
     """Run one Prefect task call now (results persisted under the project)."""
     return bind(prefect_task, cfg)(cfg=cfg, **params)

@@ -91,13 +91,6 @@ def test_code_fingerprint_scoped_to_subpackages() -> None:
     assert orc.code_fingerprint(("data",)) == orc.code_fingerprint(("data",))
 
 
-def test_split_workers_never_oversubscribes() -> None:
-    assert orc.split_workers(2, 3) == (2, 1)
-    assert orc.split_workers(1, 3) == (1, 1)
-    assert orc.split_workers(6, 3) == (3, 2)
-    assert orc.split_workers(4, 0) == (1, 4)
-
-
 RECORD = {
     "task": "ptb",
     "scheme": "beat",
