@@ -442,6 +442,8 @@ def build_report(
             new_figs.append((caption, target))
             copied.append(target)
         s.figures = new_figs
+    for stale in set(fig_dir.rglob("*.png")) - set(copied) if fig_dir.is_dir() else ():
+        stale.unlink()  # a figure of an earlier report that this one no longer shows
     write_text(render_markdown(sections, out_dir), md_path)
     write_text(render_html(sections), html_path)
     written = [md_path, html_path]

@@ -449,6 +449,14 @@ def _decide(
     )
     if challenger is None:
         decision.reason = f"no version of {name} has the alias '{CHALLENGER}'; run ecgops register"
+        if champion is not None:
+            tags = champion.tags or {}
+            value = tags.get(f"gate.challenger.{metric}")
+            decision.reason += (
+                f". The champion is version {champion.version} ({tags.get('run_name', '?')}"
+                + (f", {metric} {float(value):.4f} when promoted" if value else "")
+                + ")"
+            )
         return decision
     if champion is not None and champion.version == challenger.version:
         decision.action = "unchanged"

@@ -128,6 +128,8 @@ class Candidate:
     metric: float
     model_uri: str
     model_id: str | None
+    sibling: Candidate | None = None
+    """The same configuration's best run on the ranking scheme (see :func:`rank_candidates`)."""
 
 
 def find_candidates(client: MlflowClient, cfg: Config, task: str, scheme: str) -> list[Candidate]:
@@ -193,7 +195,8 @@ def rank_candidates(
     """Candidates of ``scheme``, best first, ranked on ``select_scheme``'s validation metric.
 
     Each candidate's ``metric`` becomes its configuration's best validation value on
-    ``select_scheme``; candidates whose configuration has no run there are dropped. Without
+    ``select_scheme`` and its ``sibling`` that run; candidates whose configuration has no run
+    there are dropped. Without
     ``select_scheme`` (or equal to ``scheme``), or when no configuration matches, the
     candidates keep their own validation metric.
 
@@ -203,11 +206,11 @@ def rank_candidates(
     candidates = find_candidates(client, cfg, task, scheme)
     if not select_scheme or select_scheme == scheme or not candidates:
         return candidates, scheme
-    ranking: dict[str, float] = {}
+    ranking: dict[str, Candidate] = {}
     for c in find_candidates(client, cfg, task, select_scheme):
-        ranking.setdefault(run_config(c.run, select_scheme), c.metric)
+        ranking.setdefault(run_config(c.run, select_scheme), c)
     ranked = [
-        Candidate(c.run, ranking[key], c.model_uri, c.model_id)
+        Candidate(c.run, ranking[key].metric, c.model_uri, c.model_id, sibling=ranking[key])
         for c in candidates
         if (key := run_config(c.run, scheme)) in ranking
     ]
@@ -450,7 +453,13 @@ def _create_version(
     stats, note = training_stats(cfg, task, scheme, best.run, train_data)
     if stats is None:
         log.warning("%s: no drift statistics for run %s: %s", name, best.run.info.run_id, note)
-    rule, rule_note = fit_record_rule(cfg, task, scheme, best, val_data)
+    # The record threshold is learned where validation records are new patients: on the
+    # sibling run of the ranking scheme when there is one (on the beat scheme a validation
+    # record's patient is also in the training part, so its probabilities are overconfident).
+    rule_run, rule_scheme = (best.sibling, ranked_on) if best.sibling else (best, scheme)
+    rule, rule_note = fit_record_rule(cfg, task, rule_scheme, rule_run, val_data)
+    if rule is not None:
+        rule["fitted_on"] = f"{rule_scheme} validation records, run {rule_run.run.info.run_id}"
     if rule is None:
         log.warning("%s: record rule left at argmax: %s", name, rule_note)
     try:

@@ -48,6 +48,9 @@ def test_report_has_tables_study_columns_and_images(tmp_path: Path) -> None:
                 )
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
+    stale = tmp_path / "reports" / "figures" / "ptb" / "beat" / "gone" / "roc.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier report's figure")
 
     written = build_report(cfg, readme=readme)
 
@@ -60,6 +63,7 @@ def test_report_has_tables_study_columns_and_images(tmp_path: Path) -> None:
     for link in [line for line in md.splitlines() if line.startswith("![")]:
         target = link.split("](", 1)[1].rstrip(")")
         assert (tmp_path / "reports" / target).exists(), target
+    assert not stale.exists()  # figures the report no longer shows are removed
     assert readme in written
     text = readme.read_text()
     assert "old" not in text and "### Results: ptb, beat split" in text and text.endswith("rest\n")

@@ -69,6 +69,8 @@ def test_first_challenger_that_passes_becomes_champion(registry_cfg, ptb) -> Non
     client = mlflow_client(cfg)
     assert "Model card" in client.get_model_version(decision.model, v1).description
     assert str(decision).startswith(f"{decision.model}: PROMOTED version {v1}")
+    shown = promote(cfg, "ptb", dry_run=True)  # no challenger left: the champion is shown
+    assert shown.action == "no_challenger" and f"champion is version {v1}" in shown.reason
     register_best(cfg, "ptb", train_data=ptb["train"])  # a rerun picks the champion's run again
     assert promote(cfg, "ptb", eval_data=ptb["test"]).action == "unchanged"
     with pytest.raises(RegistryError, match="no previous champion"):

@@ -66,6 +66,7 @@ def test_configurations_are_ranked_on_the_patient_scheme(registry_cfg, ptb) -> N
     assert float(mv.tags["select_value"]) == pytest.approx(0.75)
     rule = rule_from_tag(mv.tags[RULE_TAG])  # learned on the validation records
     assert rule["kind"] in {"argmax", "threshold"} and rule["val_records"] >= 1
+    assert rule["fitted_on"].startswith("patient validation records")  # new patients only
 
     plain = registry_cfg(registry={"select_scheme": None})
     assert register_best(plain, "ptb", "beat", train_data=ptb["train"]).run_id == memoriser
