@@ -551,6 +551,23 @@ def predict_records(
     }
 
 
+def record_probabilities(
+    cfg: Config, model: Any, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predict a beat table (with a ``record`` column) and aggregate it per record.
+
+    Returns:
+        ``(beat probabilities (n, k), record probabilities (r, k), record labels (r,))``,
+        aggregated with ``registry.record_aggregation``.
+    """
+    from ecgops.evaluation.records import per_record
+    from ecgops.schema import labels, signals
+
+    proba = predict_proba(model, signals(frame), cfg.serving.batch_chunk_size)
+    keys = frame["record"].astype(str).to_numpy()
+    return proba, *per_record(proba, labels(frame), keys, cfg.registry.record_aggregation)
+
+
 def evaluate_records(
     cfg: Config, task: str, model_uri: str, scheme: str = "patient", part: str = "test"
 ) -> dict[str, Any]:
@@ -568,8 +585,8 @@ def evaluate_records(
     from sklearn.metrics import balanced_accuracy_score
 
     from ecgops.data.splits import load_split
-    from ecgops.evaluation.records import decide, fit_rule, per_record
-    from ecgops.schema import labels, signals
+    from ecgops.evaluation.records import decide, fit_rule
+    from ecgops.schema import labels
 
     parts = load_split(cfg, task, scheme)
     df = parts[part]
@@ -577,15 +594,8 @@ def evaluate_records(
         raise DataError(None, f"{task}/{scheme} has an empty {part} part")
     model = load_model(model_uri, cfg)
     method = cfg.registry.record_aggregation
-    chunk = cfg.serving.batch_chunk_size
-
-    def records(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        proba = predict_proba(model, signals(frame), chunk)
-        keys = frame["record"].astype(str).to_numpy()
-        return proba, *per_record(proba, labels(frame), keys, method)
-
-    proba, rec_p, rec_y = records(df)
-    _, val_p, val_y = records(parts["val"])
+    proba, rec_p, rec_y = record_probabilities(cfg, model, df)
+    _, val_p, val_y = record_probabilities(cfg, model, parts["val"])
     rule = fit_rule(val_p, val_y, method)
     return {
         "task": task,

@@ -196,9 +196,8 @@ def rank_candidates(
 
     Each candidate's ``metric`` becomes its configuration's best validation value on
     ``select_scheme`` and its ``sibling`` that run; candidates whose configuration has no run
-    there are dropped. Without
-    ``select_scheme`` (or equal to ``scheme``), or when no configuration matches, the
-    candidates keep their own validation metric.
+    there are dropped. Without ``select_scheme`` (or equal to ``scheme``), or when no
+    configuration matches, the candidates keep their own validation metric.
 
     Returns:
         ``(candidates, the scheme whose validation metric ranked them)``.
@@ -317,9 +316,8 @@ def fit_record_rule(
     Returns:
         ``(rule, "ok")`` or ``(None, reason)``.
     """
-    from ecgops.evaluation.records import fit_rule, per_record
-    from ecgops.predict import load_model, predict_proba
-    from ecgops.schema import labels, signals
+    from ecgops.evaluation.records import fit_rule
+    from ecgops.predict import load_model, record_probabilities
 
     val = val_data
     if val is None:
@@ -330,13 +328,9 @@ def fit_record_rule(
     if val.empty or "record" not in val.columns:
         return None, "no validation records"
     try:
-        model = load_model(candidate.model_uri, cfg)
-        proba = predict_proba(model, signals(val), cfg.serving.batch_chunk_size)
+        _, rec_p, rec_y = record_probabilities(cfg, load_model(candidate.model_uri, cfg), val)
     except (RegistryError, DataError, ValueError) as exc:
         return None, f"validation prediction failed: {exc}"
-    rec_p, rec_y = per_record(
-        proba, labels(val), val["record"].astype(str).to_numpy(), cfg.registry.record_aggregation
-    )
     return fit_rule(rec_p, rec_y, cfg.registry.record_aggregation), "ok"
 
 

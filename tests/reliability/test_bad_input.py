@@ -97,25 +97,24 @@ def _case_wrong_width(folder: Path) -> str:
     return "ptbdb_abnormal.csv"
 
 
+def _one_bad_cell(folder: Path, name: str, column: int, value: str) -> str:
+    """Rewrite ``name`` as its first line with one cell replaced by ``value``."""
+    row = _first_line(folder, name).split(",")
+    row[column] = value
+    _write(folder, name, ",".join(row) + "\n")
+    return name
+
+
 def _case_nan(folder: Path) -> str:
-    row = _first_line(folder, "ptbdb_normal.csv").split(",")
-    row[5] = "nan"
-    _write(folder, "ptbdb_normal.csv", ",".join(row) + "\n")
-    return "ptbdb_normal.csv"
+    return _one_bad_cell(folder, "ptbdb_normal.csv", 5, "nan")
 
 
 def _case_label(folder: Path) -> str:
-    row = _first_line(folder, "ptbdb_abnormal.csv").split(",")
-    row[-1] = "7"
-    _write(folder, "ptbdb_abnormal.csv", ",".join(row) + "\n")
-    return "ptbdb_abnormal.csv"
+    return _one_bad_cell(folder, "ptbdb_abnormal.csv", -1, "7")
 
 
 def _case_text(folder: Path) -> str:
-    row = _first_line(folder, "ptbdb_normal.csv").split(",")
-    row[3] = "abc"
-    _write(folder, "ptbdb_normal.csv", ",".join(row) + "\n")
-    return "ptbdb_normal.csv"
+    return _one_bad_cell(folder, "ptbdb_normal.csv", 3, "abc")
 
 
 def _case_empty(folder: Path) -> str:
