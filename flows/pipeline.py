@@ -140,7 +140,7 @@ def pipeline(
     ]
     # Local tracks run one after another, each with every worker: side by side (one worker
     # each) the last track ran alone on one worker while the other idled (quick profile, 2
-    # cores: the transfer track, ~55 min). A remote track (the GPU deployment) uses no local
+    # cores: the transfer track, 26 min). A remote track (the GPU deployment) uses no local
     # worker and runs beside them; should it end first, the next local track starts beside
     # the current one.
     logger.info("tracks %s: %d at once, %d trainings each", order, 1 + len(remote), workers)
