@@ -149,7 +149,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     """Parse arguments, run every variant, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=None, help="default: deep.models")
+    parser.add_argument("--models", nargs="+", default=None, help="default: deep.archs")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=None)
     parser.add_argument("--batches", type=int, default=5, help="measured batches per variant")
@@ -165,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_config()
-    models = args.models or cfg.deep.models
+    models = args.models or list(cfg.deep.archs)
     batch_sizes = args.batch_sizes or [cfg.deep.batch_size]
     threads = args.threads or [cfg.deep.num_threads or len(os.sched_getaffinity(0))]
     start_machine = machine()

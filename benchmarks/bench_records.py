@@ -5,8 +5,9 @@ Usage (from the project root, after the main job or ``dvc repro``)::
 
     .venv/bin/python benchmarks/bench_records.py [--scheme patient] [--top 6]
 
-For each finished PTB run of the scheme that logged a model (the ``--top`` best by validation
-balanced accuracy), it predicts the scheme's test beats and compares:
+For each finished PTB run of the scheme that logged a model and shares the project's profile,
+data version and split version (the runs the registry compares; the ``--top`` best by
+validation balanced accuracy), it predicts the scheme's test beats and compares:
 
 - beat-level balanced accuracy;
 - record-level, argmax of the record's mean beat probabilities;
@@ -41,15 +42,22 @@ def main() -> None:
     parser.add_argument("--profile", default=None)
     args = parser.parse_args()
 
-    from ecgops.predict import evaluate_records
-    from ecgops.registry.register import find_candidates, mlflow_client, run_config
+    from ecgops.evaluation.records import evaluate_records
+    from ecgops.registry.candidates import find_candidates, run_config
+    from ecgops.registry.client import mlflow_client
+    from ecgops.registry.model import load_model
 
     cfg = load_config(root=ROOT, profile=args.profile)
     candidates = find_candidates(mlflow_client(cfg), cfg, "ptb", args.scheme)[: args.top]
     rows = []
     for c in candidates:
-        out = evaluate_records(cfg, "ptb", c.model_uri, scheme=args.scheme)
-        row = {"config": run_config(c.run, args.scheme), "run_id": c.run.info.run_id, **out}
+        out = evaluate_records(cfg, "ptb", load_model(c.model_uri, cfg), scheme=args.scheme)
+        row = {
+            "config": run_config(c.run, args.scheme),
+            "run_id": c.run.info.run_id,
+            "model": c.model_uri,
+            **out,
+        }
         rows.append(row)
         print(
             f"{row['config']:28s} beats {row['beats']:5d} records {row['records']:4d}  "

@@ -103,14 +103,14 @@ def log_run(cfg: Config, task: str, predictor: Any, parts: dict, name: str, sche
 
 def scratch_registry(cfg: Config, task: str, args: argparse.Namespace) -> dict[str, Any]:
     """Two runs, registered and promoted in turn, with every registry operation timed."""
-    from ecgops.registry.promote import promote, rollback
-    from ecgops.registry.register import (
+    from ecgops.registry.client import (
         CHAMPION,
         alias_version,
         mlflow_client,
-        register_best,
         registered_model_name,
     )
+    from ecgops.registry.promote import promote, rollback
+    from ecgops.registry.register import register_best
 
     scheme = cfg.splits.scheme
     parts, source = task_parts(cfg, task, scheme)
@@ -123,13 +123,13 @@ def scratch_registry(cfg: Config, task: str, args: argparse.Namespace) -> dict[s
     with timed(ops, "log_model_s"):
         log_run(cfg, task, weak, parts, "lgbm-small", scheme)
     with timed(ops, "register_new_version_s"):
-        register_best(cfg, task, train_data=parts["train"])
+        register_best(cfg, task, scheme, train_data=parts["train"])
     with timed(ops, "register_again_idempotent_s"):
-        register_best(cfg, task, train_data=parts["train"])
+        register_best(cfg, task, scheme, train_data=parts["train"])
     with timed(ops, "promote_first_champion_s"):
         first = promote(cfg, task, eval_data=eval_data)
     log_run(cfg, task, strong, parts, "lgbm", scheme)
-    register_best(cfg, task, train_data=parts["train"])
+    register_best(cfg, task, scheme, train_data=parts["train"])
     with timed(ops, "promote_dry_run_s"):
         promote(cfg, task, dry_run=True, eval_data=eval_data)
     with timed(ops, "promote_s"):
@@ -142,7 +142,7 @@ def scratch_registry(cfg: Config, task: str, args: argparse.Namespace) -> dict[s
     with timed(ops, "alias_lookup_s"):
         alias_version(client, name, CHAMPION)
     if second.promoted:  # restore the better model as champion for the throughput numbers
-        register_best(cfg, task, train_data=parts["train"])
+        register_best(cfg, task, scheme, train_data=parts["train"])
         promote(cfg, task, eval_data=eval_data)
     return {
         "data": source,
@@ -158,14 +158,15 @@ def record_level(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     """Beat- vs record-level balanced accuracy of a PTB model trained on the patient split."""
     import mlflow
 
-    from ecgops.predict import evaluate_records
+    from ecgops.evaluation.records import evaluate_records
+    from ecgops.registry.model import load_model
 
     parts, source = task_parts(cfg, "ptb", "patient")
     model = train(cfg, "ptb", parts["train"], args.train_rows, cfg.seed)
     log_run(cfg, "ptb", model, parts, "lgbm-patient", "patient")
-    run_id = mlflow.last_active_run().info.run_id
-    out = evaluate_records(cfg, "ptb", f"runs:/{run_id}/model", scheme="patient")
-    return {"data": source, **out}
+    uri = f"runs:/{mlflow.last_active_run().info.run_id}/model"
+    out = evaluate_records(cfg, "ptb", load_model(uri, cfg), scheme="patient")
+    return {"data": source, "model": uri, **out}
 
 
 def batch_throughput(cfg: Config, uri: str, table: pd.DataFrame, rows: int, work: Path) -> dict:
@@ -309,7 +310,7 @@ def main() -> None:
                     entry = scratch_registry(cfg, task, args)
                     table = entry.pop("table")["test"]
                 else:
-                    from ecgops.registry.register import (
+                    from ecgops.registry.client import (
                         CHAMPION,
                         alias_version,
                         mlflow_client,
@@ -326,7 +327,7 @@ def main() -> None:
                     entry = {"champion_version": mv.version, "ops": ops}
                     table = task_parts(cfg, task, cfg.splits.scheme)[0]["test"]
                 champion = f"models:/{cfg.experiment_name(task)}@champion"
-                from ecgops.predict import load_model
+                from ecgops.registry.model import load_model
 
                 result["tasks"][task] = entry
                 with timed(entry.setdefault("ops", {}), "download_and_load_s"):

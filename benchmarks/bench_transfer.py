@@ -50,7 +50,7 @@ def bench_device(cfg, device_name: str, x: np.ndarray, y: np.ndarray) -> dict:
     from ecgops.models.encoder import Classifier, build_encoder, build_projection
     from ecgops.training.augment import Augmenter
     from ecgops.training.contrastive import ContrastiveModel, train_contrastive
-    from ecgops.training.engine import fit, set_seed
+    from ecgops.training.engine import FitOptions, LoopConfig, fit, set_seed
 
     tc = cfg.transfer
     device = torch.device(device_name)
@@ -98,10 +98,7 @@ def bench_device(cfg, device_name: str, x: np.ndarray, y: np.ndarray) -> dict:
     set_seed(cfg.seed)
     clf = Classifier(build_encoder(cfg), 5)
     t0 = time.perf_counter()
-    fres = fit(
-        clf,
-        (x_tr, y_tr),
-        (x_va, y_va),
+    loop = LoopConfig(
         epochs=1,
         patience=1,
         lr=tc.lr,
@@ -109,11 +106,9 @@ def bench_device(cfg, device_name: str, x: np.ndarray, y: np.ndarray) -> dict:
         batch_size=tc.batch_size,
         imbalance="none",
         seed=cfg.seed,
-        n_classes=5,
-        device=device,
-        log_mlflow=False,
-        desc="bench",
     )
+    options = FitOptions(device=device, log_mlflow=False, desc="bench")
+    fres = fit(clf, (x_tr, y_tr), (x_va, y_va), loop, n_classes=5, options=options)
     out["supervised_epoch_s"] = time.perf_counter() - t0
     out["supervised_train_beats_per_s"] = fres.train_beats_per_s
 

@@ -29,6 +29,8 @@ train_app = typer.Typer(help="Train and evaluate models (tracked in MLflow).", n
 features_app = typer.Typer(help="Time-series features of the beats.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(features_app, name="features")
+stages_app = typer.Typer(help="The pipeline's stage table (dvc.yaml).", no_args_is_help=True)
+app.add_typer(stages_app, name="stages")
 
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="ptb or mitbih")]
 SchemeOpt = Annotated[str, typer.Option("--scheme", "-s", help="beat or patient split")]
@@ -173,18 +175,39 @@ def train_finetune(
     _echo_json({k: record.get(k) for k in ("name", "scheme", "test", "cv", "mlflow_run_id")})
 
 
+KindOpt = Annotated[
+    str,
+    typer.Option(
+        "--kind", help="morphology (ecgops-<task>), context (ecgops-mitbih-context) or all"
+    ),
+]
+
+
+def _kinds(task: str, kind: str) -> list[str]:
+    """The registered model kinds of ``task`` selected by ``--kind`` (none it lacks)."""
+    from ecgops.errors import RegistryError
+    from ecgops.registry.client import MODEL_KINDS, model_kinds
+
+    if kind != "all" and kind not in MODEL_KINDS:
+        raise RegistryError(f"unknown kind {kind!r}; expected all, {', '.join(MODEL_KINDS)}")
+    return [k for k in model_kinds(task) if kind in ("all", k)]
+
+
 @app.command()
-def register(task: TaskOpt = "all") -> None:
-    """Register each task's best run (by validation metric) as the `challenger`."""
+def register(task: TaskOpt = "all", kind: KindOpt = "all") -> None:
+    """Register each task's best run (by validation metric) as the `challenger`, one per kind:
+    morphology-only models as ecgops-<task>, models that read the RR context as
+    ecgops-<task>-context (mitbih)."""
     from ecgops.registry.register import register_best
 
     cfg = _cfg()
     for t in _tasks(task):
-        version = register_best(cfg, t)
-        if version is None:
-            typer.echo(f"{t}: no run with a logged model to register")
-        else:
-            typer.echo(f"{t}: ecgops-{t} version {version.version} is the challenger")
+        for k in _kinds(t, kind):
+            version = register_best(cfg, t, kind=k)
+            if version is None:
+                typer.echo(f"{t}: no {k} run with a logged model to register")
+            else:
+                typer.echo(f"{t}: {version.name} version {version.version} is the challenger")
 
 
 @app.command()
@@ -198,20 +221,26 @@ def promote(
         bool,
         typer.Option("--strict", help=f"exit {REFUSED_EXIT} when a challenger is refused"),
     ] = False,
+    kind: KindOpt = "all",
 ) -> None:
-    """Promotion gate: the challenger becomes champion only if it is better and passes checks."""
+    """Promotion gate on the sealed gate set: the challenger becomes champion only if it passes
+    every check and beats the champion beyond noise (lower bound of the paired bootstrap
+    interval of the difference above registry.margin). Both scores, their intervals and the
+    difference's interval are printed (--dry-run: nothing changes)."""
     from ecgops.registry import promote as P
 
     cfg = _cfg()
     refused = []
-    for t in _tasks(task):
-        if rollback:
-            typer.echo(P.rollback(cfg, t))
+    pairs = [(t, k) for t in _tasks(task) for k in _kinds(t, kind)]
+    for t, k in pairs:
+        if rollback:  # --kind all rolls back the morphology model only
+            if kind != "all" or k == "morphology":
+                typer.echo(P.rollback(cfg, t, kind=k))
             continue
-        decision = P.promote(cfg, t, dry_run=dry_run)
+        decision = P.promote(cfg, t, dry_run=dry_run, kind=k)
         typer.echo(decision)
         if decision.action == "refused":
-            refused.append(t)
+            refused.append(decision.model)
     if strict and refused:
         typer.echo(f"refused: {', '.join(refused)} (champion unchanged)", err=True)
         raise typer.Exit(REFUSED_EXIT)
@@ -233,9 +262,10 @@ def predict(
 ) -> None:
     """Batch prediction on a CSV of beats, or record-level diagnosis of WFDB records."""
     from ecgops import predict as P
+    from ecgops.registry.model import resolve_model_uri
 
     cfg = _cfg()
-    uri = P.resolve_model_uri(cfg, task=task, model=model)
+    uri = resolve_model_uri(cfg, task=task, model=model)
     if record:
         if not task:
             raise typer.BadParameter("--record needs --task (ptb or mitbih)")
@@ -245,6 +275,45 @@ def predict(
     else:
         raise typer.BadParameter("give --input CSV or --record PATH")
     _echo_json(summary)
+
+
+@app.command()
+def annotate(
+    record: Annotated[
+        list[str], typer.Option("--record", help="WFDB record path (no extension), repeatable")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="where <record>.csv etc. go")],
+    task: Annotated[str, typer.Option("--task", "-t", help="mitbih")] = "mitbih",
+    reference_peaks: Annotated[
+        bool, typer.Option("--reference-peaks", help="R-peaks from the record's .atr beats")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="model URI (default: models:/ecgops-mitbih@champion)")
+    ] = None,
+) -> None:
+    """Label every beat of WFDB records (CSV + WFDB annotation file per record)."""
+    from ecgops.prediction.annotate import annotate_records
+
+    summary = annotate_records(
+        _cfg(), task, record, out_dir, reference_peaks=reference_peaks, model_uri=model
+    )
+    _echo_json(summary)
+
+
+@app.command("evaluate-annotations")
+def evaluate_annotations(
+    ref_dir: Annotated[Path, typer.Option("--ref-dir", help="reference records (.hea, .atr)")],
+    test_dir: Annotated[Path, typer.Option("--test-dir", help="`ecgops annotate` output")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="table file (.csv; the .json goes beside it)")
+    ] = None,
+) -> None:
+    """Beat-by-beat Se / +P of annotations against reference annotations (ANSI/AAMI EC57)."""
+    from ecgops.evaluation.beat_matching import evaluate_directory, format_table
+
+    cfg = _cfg()
+    result = evaluate_directory(cfg, ref_dir, test_dir, out or test_dir / "beat_matching.csv")
+    typer.echo(format_table(result["table"], result["classes"]))
 
 
 @app.command()
@@ -283,7 +352,7 @@ def pipeline(
     ] = None,
 ) -> None:
     """Run the whole pipeline as a Prefect flow (ephemeral local server by default)."""
-    from ecgops.orchestration import run_pipeline
+    from ecgops.orchestration.runner import run_pipeline
 
     cfg = _cfg()
     params: dict[str, object] = {"promote": promote, "report": report}
@@ -296,6 +365,29 @@ def pipeline(
     if transfer_deployment:
         params["transfer_deployment"] = transfer_deployment
     run_pipeline(cfg.profile, **params)
+
+
+@stages_app.command("dvc-yaml")
+def stages_dvc_yaml(
+    check: Annotated[
+        bool, typer.Option("--check", help="exit 1 when dvc.yaml differs from the table")
+    ] = False,
+) -> None:
+    """Write dvc.yaml from the stage table (ecgops/stages.py), or check it is up to date."""
+    from ecgops.config import find_root
+    from ecgops.dvc_yaml import dvc_yaml
+
+    target = find_root() / "dvc.yaml"
+    text = dvc_yaml(target.parent)
+    if check:
+        current = target.read_text() if target.exists() else ""
+        if current != text:
+            typer.echo(f"{target} differs from the stage table: run `ecgops stages dvc-yaml`")
+            raise typer.Exit(1)
+        typer.echo(f"{target} is up to date")
+        return
+    target.write_text(text)
+    typer.echo(f"wrote {target}")
 
 
 def main() -> None:

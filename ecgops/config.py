@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ecgops.models import (
+    CLASSICAL_INPUTS,
+    CLASSICAL_MODELS,
+    CONTEXT_TASKS,
+    NET_NAMES,
+    deep_config_names,
+    split_context,
+)
 
 TASKS = ("ptb", "mitbih")
 Task = Literal["ptb", "mitbih"]
@@ -47,9 +56,19 @@ class MitbihConfig(_Frozen):
     fallback_channel: int
     annotator: str
     beat_symbols: dict[str, list[str]]
-    holdout_records: list[str]
+    rr_symbols: list[str]
     ds1: list[str]
     ds2: list[str]
+
+
+class RhythmConfig(_Frozen):
+    """RR context of a beat within its record (``data.rhythm``; see ``ecgops.data.rhythm``)."""
+
+    local_beats: int = Field(ge=1)
+    long_window_s: float | None = Field(gt=0)
+    look_ahead: bool
+    valid_rr_s: tuple[float, float]
+    valid_ratio: tuple[float, float]
 
 
 class PtbxlConfig(_Frozen):
@@ -89,9 +108,25 @@ class DataConfig(_Frozen):
     require_checksums: bool
     stats: PeakStatsConfig
     mitbih: MitbihConfig
+    rhythm: RhythmConfig
     ptbxl: PtbxlConfig
     ptbdb: PtbdbConfig
     ptb_sources: list[str]
+
+
+class GateSetConfig(_Frozen):
+    """One task's sealed gate set (see ecgops/data/splits.py): named groups, else a fraction."""
+
+    records: list[str] | None = None
+    fraction: float = Field(gt=0.0, lt=1.0)
+
+
+class GateConfig(_Frozen):
+    """Sealed gate sets, chosen once with their own seed (not the experiment ``seed``)."""
+
+    seed: int
+    ptb: GateSetConfig
+    mitbih: GateSetConfig
 
 
 class SplitsConfig(_Frozen):
@@ -101,6 +136,7 @@ class SplitsConfig(_Frozen):
     val_size: float
     cv_folds: int
     mitbih_patient_val: Literal["grouped", "beat"]
+    gate: GateConfig
 
 
 class ValidationConfig(_Frozen):
@@ -162,8 +198,6 @@ class LGBMConfig(_Frozen):
 
 
 class ClassicalConfig(_Frozen):
-    models: list[Literal["lr", "rf", "lgbm"]]
-    inputs: list[Literal["raw", "features"]]
     imbalance: Literal["smote", "class_weight", "none"]
     smote_k_neighbors: int = Field(ge=1)
     n_jobs: int
@@ -171,15 +205,25 @@ class ClassicalConfig(_Frozen):
     rf: RFConfig
     lgbm: LGBMConfig
     max_train_rows: int | None
+    per_task: dict[str, dict[str, Any]] = {}
+
+    def for_task(self, task: str) -> ClassicalConfig:
+        """This section with the task's ``per_task`` overrides applied (validated)."""
+        overrides = self.per_task.get(task) or {}
+        if not overrides:
+            return self
+        return ClassicalConfig(**deep_merge(self.model_dump(), overrides))
 
 
 class AttentionConfig(_Frozen):
-    examples_per_class: int = 3
-    max_beats: int = 2000
+    """Transformer attention maps (``deep.attention``; see ecgops/evaluation/attention.py)."""
+
+    examples_per_class: int = Field(ge=1)
+    max_beats: int = Field(ge=1)
+    rollout_residual: float = Field(ge=0.0, le=1.0)
 
 
 class DeepConfig(_Frozen):
-    models: list[str]
     batch_size: int
     epochs: int
     patience: int
@@ -189,11 +233,13 @@ class DeepConfig(_Frozen):
     num_threads: int | None
     max_train_rows: int | None
     schedule: Literal["cosine", "plateau"] = "cosine"
+    plateau_factor: float = Field(gt=0.0, lt=1.0)
+    plateau_patience: int = Field(ge=0)
     grad_clip: float | None = None
     amp: bool = True
     eval_batch_size: int = 1024
     cv: bool = True
-    attention: AttentionConfig = AttentionConfig()
+    attention: AttentionConfig
     archs: dict[str, dict[str, Any]]
     per_task: dict[str, dict[str, Any]] = {}
 
@@ -233,6 +279,14 @@ class TransferConfig(_Frozen):
     augment: AugmentConfig
 
 
+class BootstrapConfig(_Frozen):
+    """The gate's bootstrap over patients / records (ecgops/registry/gate.py)."""
+
+    n: int = Field(ge=10)
+    alpha: float = Field(gt=0.0, lt=1.0)
+    seed: int
+
+
 class RegistryConfig(_Frozen):
     select_metric: str
     select_scheme: Literal["beat", "patient"] | None = None
@@ -246,6 +300,19 @@ class RegistryConfig(_Frozen):
     drift_bins: int = Field(default=10, ge=2)
     record_aggregation: Literal["mean_proba", "majority"]
     lock_timeout_s: float = Field(default=600.0, gt=0)
+    bootstrap: BootstrapConfig
+
+
+class CalibrationConfig(_Frozen):
+    """Probability calibration, fitted on validation only (see ecgops/evaluation/calibration.py)."""
+
+    classical: Literal["isotonic", "sigmoid", "none"]
+    deep: Literal["temperature", "none"]
+    n_bins: int = Field(ge=2)
+    temperature_bounds: tuple[float, float]
+    min_val_rows: int = Field(ge=0)
+    min_class_rows: int = Field(default=1, ge=1)
+    eps: float = Field(gt=0.0, lt=0.5)
 
 
 class ServingConfig(_Frozen):
@@ -256,13 +323,70 @@ class ServingConfig(_Frozen):
     batch_chunk_size: int = Field(default=10000, ge=1)
 
 
+class AnnotateConfig(_Frozen):
+    """``ecgops annotate`` / ``evaluate-annotations`` (ecgops/prediction/annotate.py)."""
+
+    lead_fallbacks: list[str]
+    detector: Literal["xqrs", "gqrs"]
+    chunk_s: float = Field(gt=0.0)
+    detector_overlap_s: float = Field(ge=0.0)
+    resample_margin_s: float = Field(ge=0.0)
+    extension: str
+    match_window_s: float = Field(gt=0.0)
+
+
+class RpeaksConfig(_Frozen):
+    """R-peaks of whole records (``rpeaks``; see ``ecgops.data.rpeaks``)."""
+
+    method: Literal["xqrs", "xqrs_vote", "study_filtered", "study"]
+    fallback: Literal["study_filtered", "study", "none"]
+    bandpass_hz: tuple[float, float]
+    filter_order: int = Field(ge=1)
+    detect_fs: float = Field(gt=0.0)
+    clip_quantile: float | None = Field(gt=0.0, lt=1.0)
+    clip_factor: float = Field(gt=0.0)
+    refine_radius_s: float = Field(ge=0.0)
+    refine_direction: Literal["up", "abs"]
+    target_refine: int = Field(ge=0)
+    vote_leads: list[str]
+    vote_share: float = Field(gt=0.0, le=1.0)
+    vote_tolerance_s: float = Field(gt=0.0)
+
+
+class MultileadValidationConfig(_Frozen):
+    min_rows: int = Field(ge=0)
+    min_per_class: int = Field(ge=0)
+
+
+class MultileadConfig(_Frozen):
+    """Multi-lead PTB-family beats (``multilead``; see ``ecgops.data.multilead``)."""
+
+    leads: list[str] = Field(min_length=1)
+    peak_lead: str
+    on_missing_lead: Literal["fail", "skip"]
+    validation: MultileadValidationConfig
+
+
+class ContextConfig(_Frozen):
+    """How context models read the RR context (``context``; see ecgops/features/context.py)."""
+
+    normalise: Literal["none", "record_mean", "window_mean"]
+
+
 class PipelineConfig(_Frozen):
     tasks: list[Task]
     classical: dict[str, list[str]]
+    classical_inputs: dict[str, list[str]]
     deep: dict[str, list[str]]
     pretrain_methods: list[Literal["supervised", "contrastive"]]
     finetune_encoders: list[Literal["supervised", "contrastive"]]
     max_workers: int
+
+
+class SweepConfig(_Frozen):
+    """Default grids of the sweep flow (flows/sweep.py): model -> hyperparameter -> values."""
+
+    grids: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
 
 
 class Config(_Frozen):
@@ -278,11 +402,22 @@ class Config(_Frozen):
     features: FeaturesConfig
     classical: ClassicalConfig
     deep: DeepConfig
+    context: ContextConfig
     transfer: TransferConfig
     registry: RegistryConfig
+    calibration: CalibrationConfig
     serving: ServingConfig
+    annotate: AnnotateConfig
+    rpeaks: RpeaksConfig
+    multilead: MultileadConfig
     pipeline: PipelineConfig
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
     root: Path = Field(exclude=True)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Config:
+        check_model_names(self)
+        return self
 
     # ---- resolved locations -------------------------------------------------
     def path(self, name: str) -> Path:
@@ -319,6 +454,16 @@ class Config(_Frozen):
             return self.tracking.artifact_root
         return (self.root / "mlartifacts").as_uri()
 
+    def uses_features(self, tasks: list[str], inputs: list[str] | None = None) -> bool:
+        """Whether the classical runs of ``tasks`` read the feature tables.
+
+        Args:
+            tasks: the tasks trained.
+            inputs: classical inputs for every task (None: ``pipeline.classical_inputs``).
+        """
+        chosen = [i for t in tasks for i in (inputs or self.pipeline.classical_inputs.get(t, []))]
+        return any(i.split("+")[0] == "features" for i in chosen)
+
     def experiment_name(self, task: str) -> str:
         """One MLflow experiment per dataset/task."""
         return f"{self.tracking.experiment_prefix}-{task}"
@@ -330,6 +475,82 @@ class Config(_Frozen):
         if task == "ptb":
             return ["healthy", "MI"]
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+
+
+def check_model_names(cfg: Config) -> None:
+    """Check the model names of ``params.yaml`` against the model registries, once, at load.
+
+    ``pipeline.classical`` must name classical models, ``pipeline.deep`` and the keys of
+    ``deep.archs`` registered nets (``pipeline.deep`` names also need a ``deep.archs`` entry;
+    ``{net}+rr`` names a context net), ``pipeline.classical_inputs`` known inputs (context ones,
+    ``...+rr``, only for tasks with RR context), and ``data.beat_len`` must be the beat length
+    the schema fixes.
+
+    Args:
+        cfg: the configuration being validated.
+
+    Raises:
+        ValueError: the first bad name, with the allowed ones.
+    """
+    from ecgops.schema import BEAT_LEN
+
+    def check(where: str, names: list[str], allowed: tuple[str, ...]) -> None:
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            raise ValueError(
+                f"{PARAMS_FILE}: {where}: unknown model {bad[0]!r}; expected one of "
+                f"{', '.join(allowed)}"
+            )
+
+    for section, registry in (("classical", CLASSICAL_MODELS), ("deep", NET_NAMES)):
+        per_task = getattr(cfg.pipeline, section)
+        for task, names in per_task.items():
+            if task not in TASKS:
+                raise ValueError(
+                    f"{PARAMS_FILE}: pipeline.{section}: unknown task {task!r}; expected one of "
+                    f"{', '.join(TASKS)}"
+                )
+            bases = [split_context(n)[0] if section == "deep" else n for n in names]
+            check(f"pipeline.{section}.{task}", bases, registry)
+    check("deep.archs", list(cfg.deep.archs), NET_NAMES)
+    for task, names in cfg.pipeline.deep.items():
+        bases = [split_context(n)[0] for n in names]
+        check(f"pipeline.deep.{task} (no deep.archs entry)", bases, tuple(cfg.deep.archs))
+        check_inputs(task, names, "pipeline.deep", deep_config_names(tuple(cfg.deep.archs)))
+    for task, inputs in cfg.pipeline.classical_inputs.items():
+        check_inputs(task, inputs, "pipeline.classical_inputs", CLASSICAL_INPUTS)
+    if cfg.data.beat_len != BEAT_LEN:
+        raise ValueError(
+            f"{PARAMS_FILE}: data.beat_len is {cfg.data.beat_len}, but beats have {BEAT_LEN} "
+            "samples (ecgops.schema.BEAT_LEN); the beat length is not configurable"
+        )
+
+
+def check_inputs(task: str, names: list[str], where: str, allowed: tuple[str, ...]) -> None:
+    """Refuse unknown names, and context names (``...+rr``) for a task without RR context.
+
+    Args:
+        task: the task the names are configured for.
+        names: classical inputs or deep configuration names.
+        where: the ``params.yaml`` key, for the message.
+        allowed: every known name.
+
+    Raises:
+        ValueError: the first bad name.
+    """
+    if task not in TASKS:
+        raise ValueError(f"{PARAMS_FILE}: {where}: unknown task {task!r}; expected {TASKS}")
+    for name in names:
+        if name not in allowed:
+            raise ValueError(
+                f"{PARAMS_FILE}: {where}.{task}: unknown {name!r}; expected one of "
+                f"{', '.join(allowed)}"
+            )
+        if split_context(name)[1] and task not in CONTEXT_TASKS:
+            raise ValueError(
+                f"{PARAMS_FILE}: {where}.{task}: {name!r} reads RR context, which {task} beats "
+                f"do not have (only {', '.join(CONTEXT_TASKS)})"
+            )
 
 
 def find_root(start: Path | None = None) -> Path:

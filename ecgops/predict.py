@@ -7,10 +7,12 @@
   :class:`~ecgops.errors.DataError` naming the file and line; the output is written to a
   temporary file and moved in place only when every chunk succeeded.
 - :func:`predict_records` reads WFDB records (MIT-BIH, PTB-XL or PTB Diagnostic layout),
-  extracts their beats with the data pipeline's own functions, predicts them, and aggregates
-  them into one decision per record (``registry.record_aggregation``).
-- :func:`resolve_model_uri` turns ``--task`` / ``--model`` into a URI and refuses models from
-  outside the project's registry (pickled models run code when loaded).
+  extracts their beats as the beat tables do (:func:`ecgops.data.records.record_beats`),
+  predicts them, and aggregates them into one decision per record with the rule stored on the
+  registered version (:mod:`ecgops.evaluation.records`).
+
+Which model, the trust check, loading and the chunked prediction are the registry's
+(:mod:`ecgops.registry.model`); this module only reads inputs and writes outputs.
 """
 
 from __future__ import annotations
@@ -27,108 +29,16 @@ import numpy as np
 import pandas as pd
 
 from ecgops.config import Config
-from ecgops.errors import DataError, RegistryError
+from ecgops.errors import DataError
 from ecgops.io import atomic_path
+from ecgops.registry.model import LoadedModel, check_trusted, load_model, resolve_model_uri
 from ecgops.schema import BEAT_LEN
 
 log = logging.getLogger(__name__)
 
-TRUSTED_SCHEMES = ("models:/", "runs:/")
 HEADER_SHARE = 0.5
 """A first line with more than this share of non-numeric cells is taken for a header row."""
 COUNT_BLOCK = 1 << 20
-
-
-# ---- model URIs -------------------------------------------------------------------------------
-
-
-def resolve_model_uri(cfg: Config, task: str | None = None, model: str | None = None) -> str:
-    """The model to use: ``model`` if given (checked), else the task's champion.
-
-    Args:
-        cfg: configuration.
-        task: ``ptb`` or ``mitbih``: use ``models:/ecgops-{task}@champion``.
-        model: an explicit URI: ``models:/...`` or ``runs:/...`` (resolved against the
-            project's tracking server) or a local model folder inside the project.
-
-    Returns:
-        The model URI.
-
-    Raises:
-        RegistryError: neither given, or a model from outside the project's registry.
-    """
-    from ecgops.registry.register import CHAMPION, registered_model_name
-
-    if model:
-        check_trusted(cfg, model)
-        return model
-    if not task:
-        raise RegistryError("give a task (its champion is used) or a model URI")
-    if task not in ("ptb", "mitbih"):
-        raise RegistryError(f"unknown task {task!r}; expected ptb or mitbih")
-    return f"models:/{registered_model_name(cfg, task)}@{CHAMPION}"
-
-
-def check_trusted(cfg: Config, uri: str) -> None:
-    """Refuse model URIs outside the project's own registry and folders.
-
-    Raises:
-        RegistryError: another scheme (``http:``, ``s3:`` ...) or a path outside the project.
-    """
-    if uri.startswith(TRUSTED_SCHEMES):
-        return
-    if "://" in uri or uri.startswith(("http:", "https:", "s3:", "gs:", "dbfs:")):
-        raise RegistryError(
-            f"refusing to load a model from {uri}: pickled models execute code when loaded, so "
-            "only the project's registry (models:/..., runs:/...) or a folder inside the "
-            "project is trusted"
-        )
-    path = Path(uri).expanduser().resolve()
-    roots = [cfg.root.resolve()]
-    artifact_root = cfg.artifact_root
-    if artifact_root.startswith("file://"):
-        roots.append(Path(artifact_root[len("file://") :]).resolve())
-    if not any(path == r or r in path.parents for r in roots):
-        raise RegistryError(
-            f"refusing to load a model from {path}: it is outside the project ({cfg.root}); "
-            "register it first or copy it into the project"
-        )
-
-
-def load_model(model_uri: str, cfg: Config | None = None) -> Any:
-    """Load a pyfunc model (with the project's tracking URI when ``cfg`` is given).
-
-    Raises:
-        RegistryError: the model (e.g. the champion alias) does not exist.
-    """
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
-    if cfg is not None:
-        from ecgops.tracking import configure
-
-        configure(cfg)
-    try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except MlflowException as exc:
-        hint = ""
-        if "@" in model_uri:
-            hint = " (no such alias yet: run `ecgops register` and `ecgops promote` first)"
-        raise RegistryError(f"cannot load model {model_uri}: {exc.message}{hint}") from exc
-    except OSError as exc:
-        raise RegistryError(f"cannot load model {model_uri}: {exc}") from exc
-
-
-def model_classes(model: Any) -> tuple[list[str], float]:
-    """Class names and input tolerance recorded in the model's metadata."""
-    from ecgops.registry.pyfunc import INPUT_TOLERANCE, METADATA_KEY
-
-    info = (model.metadata.metadata or {}).get(METADATA_KEY, {})
-    names = info.get("class_names")
-    if not names:
-        outputs = model.metadata.signature.outputs.input_names() if model.metadata.signature else []
-        names = [str(j) for j in range(sum(1 for c in outputs if str(c).startswith("p_")))]
-    return list(names), float(info.get("tolerance", INPUT_TOLERANCE))
 
 
 # ---- CSV input --------------------------------------------------------------------------------
@@ -267,7 +177,7 @@ def check_chunk(
 
 
 def predict_csv(
-    model_uri: str | Any,
+    model: str | LoadedModel,
     input_csv: str | Path,
     output_csv: str | Path,
     chunk_size: int | None = None,
@@ -277,12 +187,12 @@ def predict_csv(
     """Predict every beat of a Kaggle-layout CSV, streaming in chunks.
 
     Args:
-        model_uri: model to use (``models:/ecgops-ptb@champion``, a run URI or a local path),
-            or an already loaded pyfunc model.
+        model: model URI (``models:/ecgops-ptb@champion``, a run URI or a local path; needs
+            ``cfg``), or a model loaded with :func:`ecgops.registry.model.load_model`.
         input_csv: header-less CSV, 187 values per line (188 with the label).
         output_csv: where to write ``pred, pred_name, p_0..p_{k-1}`` (with a header).
-        chunk_size: rows per chunk (default ``serving.batch_chunk_size``, else 10,000).
-        cfg: configuration (tracking URI for ``models:/`` URIs; the trust check).
+        chunk_size: rows per chunk (default: the loaded model's, ``serving.batch_chunk_size``).
+        cfg: configuration (tracking URI, the trust check, the chunk size); needed with a URI.
         progress: show a tqdm progress bar on stderr (when it is a terminal).
 
     Returns:
@@ -294,22 +204,21 @@ def predict_csv(
     """
     from tqdm import tqdm
 
-    from ecgops.registry.pyfunc import beat_frame, output_columns
-
     input_csv, output_csv = Path(input_csv), Path(output_csv)
-    loaded = None if isinstance(model_uri, str) else model_uri
-    if cfg is not None and loaded is None:
-        check_trusted(cfg, model_uri)
-    chunk_size = chunk_size or (cfg.serving.batch_chunk_size if cfg else 10_000)
+    loaded = model if isinstance(model, LoadedModel) else None
+    if loaded is None:
+        if cfg is None:
+            raise ValueError("predict_csv: a model URI needs cfg (trust check, tracking URI)")
+        check_trusted(cfg, model)
+    step = chunk_size or (loaded.chunk_size if loaded else cfg.serving.batch_chunk_size)
     total = count_lines(input_csv) if input_csv.is_file() else None
-    chunks = iter_csv_chunks(input_csv, chunk_size)
+    chunks = iter_csv_chunks(input_csv, step)
     first = next(chunks, None)  # fail on a missing/empty/malformed file before loading the model
     if first is None:
         raise DataError(input_csv, "empty file (no beats)")
     check_chunk(first[1], input_csv, first[0], n_classes=None, tolerance=None)
-    model = loaded or load_model(model_uri, cfg)
-    names, tolerance = model_classes(model)
-    k = len(names)
+    loaded = loaded or load_model(model, cfg)
+    names, k = loaded.class_names, loaded.n_classes
     counts = np.zeros(k, dtype=np.int64)
     probas, labels = [], []
     labelled: bool | None = None
@@ -320,24 +229,22 @@ def predict_csv(
     )
     with atomic_path(output_csv) as tmp, bar:
         for line, chunk in _chain(first, chunks):
-            x, y = check_chunk(chunk, input_csv, line, k, tolerance)
+            x, y = check_chunk(chunk, input_csv, line, k, loaded.tolerance)
             if labelled is None:
                 labelled = y is not None
             elif labelled != (y is not None):
                 raise DataError(input_csv, f"line {line}: the number of columns changes")
-            frame = model.predict(beat_frame(x))
-            frame = frame[output_columns(k)]
+            frame = loaded.predict_frame(x)
             frame.to_csv(tmp, mode="a", header=(n == 0), index=False, float_format="%.6g")
-            proba = frame[[f"p_{j}" for j in range(k)]].to_numpy(np.float32)
             counts += np.bincount(frame["pred"].to_numpy(), minlength=k)[:k]
-            probas.append(proba)
+            probas.append(frame[[f"p_{j}" for j in range(k)]].to_numpy(np.float32))
             if y is not None:
                 labels.append(y)
             n += len(x)
             bar.update(len(x))
     seconds = time.perf_counter() - start
     summary: dict[str, Any] = {
-        "model": model_uri if loaded is None else "(loaded model)",
+        "model": loaded.uri or "(loaded model)",
         "input": str(input_csv),
         "output": str(output_csv),
         "rows": n,
@@ -347,17 +254,20 @@ def predict_csv(
         "beats_per_s": round(n / seconds, 1) if seconds > 0 else None,
     }
     if labelled:
-        from ecgops.evaluation.metrics import classification_metrics
-
-        y_all = np.concatenate(labels)
-        p_all = np.concatenate(probas)
-        summary["metrics"] = {
-            key: round(value, 4) for key, value in classification_metrics(y_all, p_all).items()
-        }
-        summary["true_counts"] = {
-            name: int(c) for name, c in zip(names, np.bincount(y_all, minlength=k), strict=True)
-        }
+        summary.update(_labelled_summary(names, np.concatenate(labels), np.concatenate(probas)))
     return summary
+
+
+def _labelled_summary(names: list[str], y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Metrics and true class counts of a labelled CSV."""
+    from ecgops.evaluation.metrics import classification_metrics
+
+    metrics = classification_metrics(y, proba)
+    counts = np.bincount(y, minlength=len(names))
+    return {
+        "metrics": {key: round(value, 4) for key, value in metrics.items()},
+        "true_counts": {name: int(c) for name, c in zip(names, counts, strict=True)},
+    }
 
 
 def _chain(first: tuple[int, pd.DataFrame], rest: Iterator[tuple[int, pd.DataFrame]]):
@@ -366,123 +276,6 @@ def _chain(first: tuple[int, pd.DataFrame], rest: Iterator[tuple[int, pd.DataFra
 
 
 # ---- record-level diagnosis -------------------------------------------------------------------
-
-
-def lead_candidates(cfg: Config, task: str) -> list[str]:
-    """Lead names tried in order (case-insensitive): the task's own lead first.
-
-    PTB uses lead II (``II`` in PTB-XL, ``ii`` in PTB Diagnostic); MIT-BIH uses MLII, a
-    modified lead II, so each task falls back on the other's name.
-    """
-    ordered = (
-        [cfg.data.ptbxl.lead, cfg.data.ptbdb.lead, cfg.data.mitbih.lead]
-        if task == "ptb"
-        else [cfg.data.mitbih.lead, cfg.data.ptbxl.lead, cfg.data.ptbdb.lead]
-    )
-    out: list[str] = []
-    for name in ordered:
-        if name.lower() not in {o.lower() for o in out}:
-            out.append(name)
-    return out
-
-
-def record_beats(cfg: Config, task: str, path: str | Path) -> tuple[np.ndarray, str]:
-    """Beats of one WFDB record, extracted as for the task's beat table.
-
-    The lead is picked by name (:func:`lead_candidates`; MIT-BIH records without MLII use
-    ``data.mitbih.fallback_channel``). R-peaks: the reference annotations for ``mitbih`` when
-    the record has them (as in training), else the PTB detector.
-
-    Args:
-        cfg: configuration (``data`` section).
-        task: ``ptb`` or ``mitbih``.
-        path: record path without extension.
-
-    Returns:
-        ``(beats, note)``: float32 (n, 187) (n may be 0) and what was used or why none.
-
-    Raises:
-        DataError: the record's files are missing or unreadable.
-    """
-    from ecgops.data import beats as segmentation
-    from ecgops.data import wfdb_io
-
-    path = Path(path)
-    header = wfdb_io.read_header(path)
-    signal_names = [str(s) for s in (header.sig_name or [])]
-    lower = [s.strip().lower() for s in signal_names]
-    lead_name = next((c for c in lead_candidates(cfg, task) if c.lower() in lower), None)
-    fallback = None
-    if lead_name is None:
-        if task == "mitbih" and signal_names:
-            fallback = cfg.data.mitbih.fallback_channel
-            lead_name = cfg.data.mitbih.lead
-        else:
-            wanted = "/".join(lead_candidates(cfg, task))
-            return _no_beats(f"no lead {wanted} (signals: {', '.join(signal_names) or 'none'})")
-    lead = wfdb_io.read_lead(path, lead_name, fallback)
-    signal = wfdb_io.resample(lead.signal, lead.fs, cfg.data.fs)
-    params = segmentation.SegmentParams.from_config(cfg.data)
-    ann_file = path.with_name(f"{path.name}.{cfg.data.mitbih.annotator}")
-    if task == "mitbih" and ann_file.is_file():
-        from ecgops.data.sources.mitdb import beat_annotations, symbol_labels
-
-        ann = wfdb_io.read_annotations(path, cfg.data.mitbih.annotator)
-        samples, _ = beat_annotations(ann, symbol_labels(cfg.data.mitbih.beat_symbols))
-        peaks = np.sort(wfdb_io.to_rate(samples, lead.fs, cfg.data.fs))
-        seg, how = segmentation.segment(signal, params, peaks=peaks), "annotated R-peaks"
-    else:
-        detector = segmentation.make_detector(cfg.data, refractory=True)
-        seg, how = segmentation.segment(signal, params, detector=detector), "detected R-peaks"
-    table = segmentation.drop_stubs(seg, params.min_span)
-    if len(table) == 0:
-        return _no_beats(
-            f"no usable beat in lead {lead.name} ({seg.n_windows} windows of "
-            f"{cfg.data.window_s:g} s, {seg.empty_windows} flat or with fewer than "
-            f"{params.min_beats} R-peaks; {how})"
-        )
-    return table.beats.astype(np.float32), f"{len(table)} beats, lead {lead.name}, {how}"
-
-
-def _no_beats(note: str) -> tuple[np.ndarray, str]:
-    return np.zeros((0, BEAT_LEN), dtype=np.float32), note
-
-
-def predict_proba(model: Any, x: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Class probabilities (n, k) of beats ``x`` (n, 187), predicted in chunks."""
-    from ecgops.registry.pyfunc import beat_frame
-
-    names, _ = model_classes(model)
-    cols = [f"p_{j}" for j in range(len(names))]
-    step = max(1, int(chunk_size))
-    parts = [
-        model.predict(beat_frame(x[i : i + step]))[cols].to_numpy(np.float64)
-        for i in range(0, len(x), step)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, len(cols)))
-
-
-def record_rule(cfg: Config, model_uri: str) -> dict[str, Any] | None:
-    """The record rule stored on a registered version (``models:/name@alias`` or
-    ``models:/name/version``), or None (argmax) for any other model URI."""
-    from ecgops.evaluation.records import RULE_TAG, rule_from_tag
-    from ecgops.registry.register import mlflow_client
-
-    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", model_uri)
-    if not match:
-        return None
-    name, alias, version = match.groups()
-    client = mlflow_client(cfg)
-    try:
-        mv = (
-            client.get_model_version_by_alias(name, alias)
-            if alias
-            else client.get_model_version(name, version)
-        )
-    except Exception as exc:  # noqa: BLE001 - the load that follows reports a missing model
-        log.debug("no record rule for %s: %s", model_uri, exc)
-        return None
-    return rule_from_tag((mv.tags or {}).get(RULE_TAG))
 
 
 def predict_records(
@@ -507,8 +300,11 @@ def predict_records(
 
     Raises:
         DataError: a record is missing or unreadable (nothing is written).
+        RegistryError: the model is not trusted or cannot be loaded.
     """
+    from ecgops.data.records import record_beats
     from ecgops.evaluation.records import aggregate, decide
+    from ecgops.registry.model import record_rule
 
     model_uri = model_uri or resolve_model_uri(cfg, task=task)
     check_trusted(cfg, model_uri)
@@ -518,9 +314,8 @@ def predict_records(
     model = load_model(model_uri, cfg)
     rule = record_rule(cfg, model_uri)
     method = (rule or {}).get("aggregation", cfg.registry.record_aggregation)
-    names, _ = model_classes(model)
-    k = len(names)
-    cols = [f"p_{j}" for j in range(k)]
+    names = model.class_names
+    cols = [f"p_{j}" for j in range(model.n_classes)]
     rows = []
     skipped = {}
     for record, beats, note in extracted:
@@ -530,7 +325,7 @@ def predict_records(
             skipped[record] = note
             row.update({"pred": pd.NA, "pred_name": "", **dict.fromkeys(cols, np.nan)})
         else:
-            p = aggregate(predict_proba(model, beats, cfg.serving.batch_chunk_size), method)
+            p = aggregate(model.predict_proba(beats), method)
             pred = int(decide(p, rule)[0])
             row.update({"pred": pred, "pred_name": names[pred], **dict(zip(cols, p, strict=True))})
             log.info("%s: %s", record, note)
@@ -548,71 +343,4 @@ def predict_records(
         "rule": rule or {"kind": "argmax"},
         "counts": {name: int(counts.get(name, 0)) for name in names},
         "no_beats": skipped,
-    }
-
-
-def record_probabilities(
-    cfg: Config, model: Any, frame: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predict a beat table (with a ``record`` column) and aggregate it per record.
-
-    Returns:
-        ``(beat probabilities (n, k), record probabilities (r, k), record labels (r,))``,
-        aggregated with ``registry.record_aggregation``.
-    """
-    from ecgops.evaluation.records import per_record
-    from ecgops.schema import labels, signals
-
-    proba = predict_proba(model, signals(frame), cfg.serving.batch_chunk_size)
-    keys = frame["record"].astype(str).to_numpy()
-    return proba, *per_record(proba, labels(frame), keys, cfg.registry.record_aggregation)
-
-
-def evaluate_records(
-    cfg: Config, task: str, model_uri: str, scheme: str = "patient", part: str = "test"
-) -> dict[str, Any]:
-    """Beat-level vs record-level balanced accuracy on a split part.
-
-    Record decisions use the argmax of the aggregate and the rule learned on the validation
-    part (:func:`ecgops.evaluation.records.fit_rule`), never on ``part``. A record's true
-    label is its beats' majority label (PTB records have a single label). Use a model trained
-    on the same scheme, or the test part is not held out.
-
-    Returns:
-        ``{"beats", "records", "beat_balanced_accuracy", "record_balanced_accuracy",
-        "record_balanced_accuracy_rule", "rule", ...}``.
-    """
-    from sklearn.metrics import balanced_accuracy_score
-
-    from ecgops.data.splits import load_split
-    from ecgops.evaluation.records import decide, fit_rule
-    from ecgops.schema import labels
-
-    parts = load_split(cfg, task, scheme)
-    df = parts[part]
-    if df.empty:
-        raise DataError(None, f"{task}/{scheme} has an empty {part} part")
-    model = load_model(model_uri, cfg)
-    method = cfg.registry.record_aggregation
-    proba, rec_p, rec_y = record_probabilities(cfg, model, df)
-    _, val_p, val_y = record_probabilities(cfg, model, parts["val"])
-    rule = fit_rule(val_p, val_y, method)
-    return {
-        "task": task,
-        "scheme": scheme,
-        "part": part,
-        "model": model_uri,
-        "beats": int(len(df)),
-        "records": len(rec_y),
-        "aggregation": method,
-        "rule": rule,
-        "beat_balanced_accuracy": round(
-            float(balanced_accuracy_score(labels(df), proba.argmax(1))), 4
-        ),
-        "record_balanced_accuracy": round(
-            float(balanced_accuracy_score(rec_y, rec_p.argmax(1))), 4
-        ),
-        "record_balanced_accuracy_rule": round(
-            float(balanced_accuracy_score(rec_y, decide(rec_p, rule))), 4
-        ),
     }

@@ -71,14 +71,12 @@ def resolve(
     Raises:
         RegistryError: no such model / alias, or an untrusted URI.
     """
-    from ecgops.predict import resolve_model_uri
-    from ecgops.registry.register import mlflow_client
+    from ecgops.registry.client import alias_version, mlflow_client
+    from ecgops.registry.model import resolve_model_uri
 
     uri = resolve_model_uri(cfg, task=task, model=model)
     client = mlflow_client(cfg)
     if uri.startswith("models:/") and "@" in uri:
-        from ecgops.registry.register import alias_version
-
         name, alias = uri[len("models:/") :].split("@", 1)
         if alias_version(client, name, alias) is None:
             raise RegistryError(

@@ -1,12 +1,12 @@
 """MLflow set-up and provenance: one experiment per task, every run tagged for rebuilding it.
 
 Every run records the git commit, the DVC data version (md5 of the task's beat table, the same
-hash DVC stores), the split scheme, the profile, the params and the versions of key packages.
+hash DVC stores), the split version (md5 of its split assignments), the split scheme, the
+profile, the params and the versions of key packages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -67,19 +67,26 @@ def git_commit(root: Path) -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-def file_md5(path: Path, chunk: int = 1 << 20) -> str:
-    """md5 of a file, as DVC computes it for a tracked file."""
-    h = hashlib.md5()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def data_version(cfg: Config, task: str) -> str:
-    """The DVC data version of a task: md5 of its processed beat table ('missing' if absent)."""
-    path = cfg.path("processed") / f"{task}.parquet"
-    return file_md5(path) if path.exists() else "missing"
+    """The DVC data version of a task: md5 of its processed beat table ('missing' if absent).
+
+    One memoised hash per file version (:func:`ecgops.versions.data_version`).
+    """
+    from ecgops.versions import data_version as table_version
+
+    return table_version(cfg, task)
+
+
+def split_version(cfg: Config, task: str) -> str:
+    """The split version of a task: md5 of its split assignments ('missing' if absent).
+
+    Runs of the same data version and split version were trained, validated and tested on the
+    same rows, so their validation metrics compare (the registry ranks only such runs).
+    """
+    from ecgops.paths import split_table
+    from ecgops.versions import file_md5
+
+    return file_md5(split_table(cfg, task))
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +106,7 @@ def provenance_tags(cfg: Config, task: str, scheme: str | None = None) -> dict[s
     tags = {
         "git_commit": git_commit(cfg.root),
         "data_version": data_version(cfg, task),
+        "split_version": split_version(cfg, task),
         "profile": cfg.profile,
         "task": task,
         "seed": str(cfg.seed),

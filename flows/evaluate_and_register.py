@@ -10,35 +10,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
-from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration.concurrency import call
+from ecgops.orchestration.tasks import plain_task, stage_task
+from ecgops.registry.candidates import selection_scheme
+from ecgops.registry.client import MORPHOLOGY, model_kinds
 
 
-@task(
-    name="register",
-    task_run_name="register-{task}",
-    cache_policy=orc.InputsAndFiles(
-        code=orc.REGISTRY_CODE,
-        sections=("registry", "tracking"),
-        reads=lambda cfg, i: [cfg.path("outputs") / "metrics" / i["task"]],
-    ),
-    persist_result=True,
-    result_serializer=orc.RESULT_SERIALIZER,
-    **orc.retry_options("registry"),
-)
-def register_challenger(cfg: Config, task: str, scheme: str | None = None) -> dict[str, Any] | None:
-    """Register the task's best run as a new version with the ``challenger`` alias."""
+@stage_task("register", kind="registry", task_run_name="register-{task}-{model_kind}")
+def register_challenger(
+    cfg: Config, task: str, scheme: str | None = None, model_kind: str = MORPHOLOGY
+) -> dict[str, Any] | None:
+    """Register the task's best run of a model kind as a version with the ``challenger`` alias."""
     from ecgops.registry.register import register_best
 
     logger = get_run_logger()
-    version = register_best(cfg, task, scheme)
+    version = register_best(cfg, task, scheme, kind=model_kind)
     if version is None:
-        logger.warning("%s: no candidate run to register", task)
+        logger.warning("%s: no %s candidate run to register", task, model_kind)
         return None
-    plain = orc.model_version_summary(version)
+    plain = art.model_version_summary(version)
     logger.info(
         "%s: registered %s version %s (run %s) as challenger",
         task,
@@ -49,18 +43,15 @@ def register_challenger(cfg: Config, task: str, scheme: str | None = None) -> di
     return plain
 
 
-@task(
-    name="promote",
-    task_run_name="promote-{task}",
-    cache_policy=NO_CACHE,
-    **orc.retry_options("registry"),
-)
-def promotion_gate(cfg: Config, task: str, dry_run: bool = False) -> dict[str, Any]:
+@plain_task("promote", kind="registry", task_run_name="promote-{task}-{model_kind}")
+def promotion_gate(
+    cfg: Config, task: str, dry_run: bool = False, model_kind: str = MORPHOLOGY
+) -> dict[str, Any]:
     """Run the promotion gate: the challenger becomes champion only if it passes."""
     from ecgops.registry.promote import promote as gate
 
-    decision = orc.as_plain(gate(cfg, task, dry_run=dry_run))
-    get_run_logger().info("%s: promotion decision %s", task, decision)
+    decision = art.as_plain(gate(cfg, task, dry_run=dry_run, kind=model_kind))
+    get_run_logger().info("%s (%s): promotion decision %s", task, model_kind, decision)
     return decision
 
 
@@ -70,6 +61,7 @@ def evaluate_and_register(
     tasks: list[str] | None = None,
     scheme: str | None = None,
     promote: bool = True,
+    schemes: list[str] | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Register the best run per task as challenger, then run the promotion gate.
@@ -77,8 +69,10 @@ def evaluate_and_register(
     Args:
         profile: ``smoke``, ``quick`` or ``full`` (default: ``$ECGOPS_PROFILE`` / params.yaml).
         tasks: ``ptb`` and/or ``mitbih`` (default: ``pipeline.tasks``).
-        scheme: choose among runs of this split scheme only (default: any).
+        scheme: choose among runs of this split scheme only (default:
+            ``registry.select_scheme`` when it is among ``schemes``).
         promote: run the promotion gate after registering.
+        schemes: the split schemes the calling pipeline trained (default: all).
         dry_run: the gate shows its decision but changes no alias.
 
     Returns:
@@ -87,16 +81,24 @@ def evaluate_and_register(
     cfg = load_config(profile=profile)
     summary: dict[str, Any] = {}
     for name in tasks or cfg.pipeline.tasks:
-        version = orc.call(register_challenger, cfg, task=name, scheme=scheme)
-        decision = (
-            orc.call(promotion_gate, cfg, task=name, dry_run=dry_run)
-            if (promote and version is not None)
-            else None
-        )
-        summary[name] = {"challenger": version, "decision": decision}
-    orc.publish_markdown(
-        orc.registry_markdown(summary),
-        key=orc.artifact_key("registry-decisions"),
+        for kind in model_kinds(name):  # morphology-only beats; records with RR context
+            version = call(
+                register_challenger,
+                cfg,
+                task=name,
+                scheme=selection_scheme(cfg, scheme, schemes),
+                model_kind=kind,
+            )
+            decision = (
+                call(promotion_gate, cfg, task=name, dry_run=dry_run, model_kind=kind)
+                if (promote and version is not None)
+                else None
+            )
+            label = name if kind == MORPHOLOGY else f"{name}-{kind}"
+            summary[label] = {"challenger": version, "decision": decision}
+    art.publish_markdown(
+        art.registry_markdown(summary),
+        key=art.artifact_key("registry-decisions"),
         description="Registered challengers and promotion decisions",
     )
     return summary

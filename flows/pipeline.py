@@ -1,21 +1,27 @@
 """Flow ``pipeline``: ingest -> classical -> deep -> transfer -> evaluate_and_register -> report.
 
-The parent flow of the scheduled deployments (prefect.yaml). The training tracks run as
-subflows one after another, each with ``max_workers`` trainings at a time, so no worker idles
-while a track still has work queued; the transfer track can instead be sent to the GPU work
-pool (``transfer_deployment``), where it runs beside the local tracks. Registering waits for
-every track: a failed training stops the pipeline before anything is registered.
+The parent flow of the scheduled deployments (prefect.yaml); ``ecgops pipeline`` loads it by
+its entrypoint (``flows/pipeline.py:pipeline``). The training tracks run as subflows one after
+another, each with ``max_workers`` trainings at a time, so no worker idles while a track still
+has work queued; the transfer track can instead be sent to the GPU work pool
+(``transfer_deployment``), where it runs beside the local tracks. Registering waits for every
+track: a failed training stops the pipeline before anything is registered. At the end, every
+task run's wall and CPU time is published (the ``pipeline-timings`` artifact,
+``outputs/timings/pipeline.json``, MLflow tags on the trainings' runs), also after a failure.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
-from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration import timing
+from ecgops.orchestration.concurrency import call, raise_on_failures, run_concurrently
+from ecgops.orchestration.tasks import plain_task
 from flows import prepare_tracking
 from flows.evaluate_and_register import evaluate_and_register
 from flows.ingest import ingest
@@ -31,7 +37,25 @@ TRACKS = {
 TRANSFER_TASKS = {"mitbih", "ptb"}  # pretrained on MIT-BIH, fine-tuned on PTB
 
 
-@task(name="track", task_run_name="track-{name}", cache_policy=NO_CACHE, persist_result=False)
+@dataclass(frozen=True)
+class Plan:
+    """What one pipeline run does (the :func:`pipeline` flow's parameters, defaults applied)."""
+
+    tasks: list[str]
+    inputs: list[str] | None
+    schemes: list[str] | None
+    kaggle_dir: str | None
+    classical_models: list[str] | None
+    deep_models: list[str] | None
+    transfer: bool
+    transfer_deployment: str | None
+    register_challengers: bool
+    promote: bool
+    report: bool
+    max_workers: int
+
+
+@plain_task("track", task_run_name="track-{name}", persist_result=False)
 def run_track(
     name: str, params: dict[str, Any], deployment: str | None = None
 ) -> list[dict[str, Any]]:
@@ -47,7 +71,7 @@ def run_track(
     return TRACKS[name](**params)
 
 
-@task(name="report", cache_policy=NO_CACHE, **orc.retry_options("io"))
+@plain_task("report", kind="io")
 def write_report(cfg: Config) -> list[str]:
     """Write the results report (Markdown + HTML) from the metrics files and MLflow runs."""
     from ecgops.evaluation.report import build_report
@@ -81,7 +105,8 @@ def pipeline(
         schemes: ``beat`` and/or ``patient`` (default: ``splits.schemes``).
         kaggle_dir: import the Kaggle CSVs of this directory instead of the raw records.
         classical_models: for every task (default: ``pipeline.classical``); ``[]`` skips.
-        classical_inputs: ``raw`` and/or ``features`` (default: ``classical.inputs``).
+        classical_inputs: classical inputs for every task (default:
+            ``pipeline.classical_inputs[task]``).
         deep_models: for every task (default: ``pipeline.deep``); ``[]`` skips the track.
         transfer: run the pretraining and transfer track (needs both tasks).
         transfer_deployment: run that track as this deployment instead (e.g.
@@ -95,16 +120,37 @@ def pipeline(
         The metrics records per track, the registry summary and the report files.
     """
     cfg = load_config(profile=profile)
-    tasks = list(tasks or cfg.pipeline.tasks)
-    inputs = list(classical_inputs or cfg.classical.inputs)
+    plan = Plan(
+        tasks=list(tasks or cfg.pipeline.tasks),
+        inputs=classical_inputs,
+        schemes=schemes,
+        kaggle_dir=kaggle_dir,
+        classical_models=classical_models,
+        deep_models=deep_models,
+        transfer=transfer,
+        transfer_deployment=transfer_deployment,
+        register_challengers=register_challengers,
+        promote=promote,
+        report=report,
+        max_workers=max_workers or cfg.pipeline.max_workers,
+    )
+    with art.timings_collected(cfg, "pipeline"):  # published also when a stage fails
+        return _steps(cfg, plan)
+
+
+def _steps(cfg: Config, plan: Plan) -> dict[str, Any]:
+    """The pipeline's steps (see :func:`pipeline`)."""
+    tasks, inputs, schemes = plan.tasks, plan.inputs, plan.schemes
+    classical_models, deep_models = plan.classical_models, plan.deep_models
+    transfer, transfer_deployment = plan.transfer, plan.transfer_deployment
     logger = get_run_logger()
     logger.info("pipeline: profile %s, tasks %s, root %s", cfg.profile, tasks, cfg.root)
 
     data = ingest(
         profile=cfg.profile,
         tasks=tasks,
-        kaggle_dir=kaggle_dir,
-        with_features="features" in inputs and classical_models != [],
+        kaggle_dir=plan.kaggle_dir,
+        with_features=classical_models != [] and cfg.uses_features(tasks, inputs),
     )
 
     common = {"profile": cfg.profile, "schemes": schemes}
@@ -123,8 +169,8 @@ def pipeline(
     elif transfer:
         logger.info("transfer track skipped: it needs both tasks %s", sorted(TRANSFER_TASKS))
 
-    orc.call(prepare_tracking, cfg, tasks=tasks)  # before the tracks start at once
-    workers = max_workers or cfg.pipeline.max_workers
+    call(prepare_tracking, cfg, tasks=tasks)  # before the tracks start at once
+    workers = plan.max_workers
     remote = [name for name in tracks if name == "transfer" and transfer_deployment]
     order = remote + [name for name in tracks if name not in remote]
     calls = [
@@ -144,14 +190,17 @@ def pipeline(
     # worker and runs beside them; should it end first, the next local track starts beside
     # the current one.
     logger.info("tracks %s: %d at once, %d trainings each", order, 1 + len(remote), workers)
-    outcomes = orc.run_concurrently(calls, cfg, 1 + len(remote))
-    orc.raise_on_failures(outcomes, "pipeline trainings")
+    outcomes = run_concurrently(calls, cfg, 1 + len(remote))
+    raise_on_failures(outcomes, "pipeline trainings")
     trained = {name: o.value for name, o in zip(order, outcomes, strict=True)}
 
     registry = (
-        evaluate_and_register(profile=cfg.profile, tasks=tasks, promote=promote)
-        if register_challengers
+        evaluate_and_register(
+            profile=cfg.profile, tasks=tasks, promote=plan.promote, schemes=schemes
+        )
+        if plan.register_challengers
         else {}
     )
-    written = orc.call(write_report, cfg) if report else []
+    timing.write_file(cfg, "pipeline")  # the report's "Where the time goes" reads it
+    written = call(write_report, cfg) if plan.report else []
     return {"data": data, "trained": trained, "registry": registry, "report": written}

@@ -8,48 +8,21 @@ fine-tune on PTB. The platform's GPU workload: deployed to the ``ecgops-gpu`` do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 
-from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration.concurrency import call, raise_on_failures, run_concurrently
+from ecgops.orchestration.tasks import stage_task
+from ecgops.stages import FINETUNE_TASK, PRETRAIN_TASK, SCRATCH
 from flows import prepare_tracking
 
-PRETRAIN_TASK = "mitbih"
-FINETUNE_TASK = "ptb"
-SCRATCH = "scratch"
 SCRATCH_STRATEGY = "B"  # the baseline trains everything, like strategy B
 
 
-def _encoder_file(cfg: Config, method: str, scheme: str) -> Path:
-    from ecgops.training.pretrain import encoder_path
-
-    return encoder_path(cfg, method, scheme)
-
-
-def _finetune_reads(cfg: Config, inputs: Mapping[str, Any]) -> list[Path]:
-    files = [orc.table(cfg, k, FINETUNE_TASK) for k in ("processed", "splits")]
-    if inputs["encoder"] != SCRATCH:  # a new encoder means new fine-tunes
-        files.append(_encoder_file(cfg, inputs["encoder"], inputs["scheme"]))
-    return files
-
-
-@task(
-    name="pretrain",
-    task_run_name="pretrain-{method}-{scheme}",
-    cache_policy=orc.InputsAndFiles(
-        code=orc.TRAIN_CODE,
-        sections=("transfer", "deep", "splits", "tracking"),
-        reads=lambda cfg, _: [orc.table(cfg, k, PRETRAIN_TASK) for k in ("processed", "splits")],
-        writes=lambda cfg, i: [_encoder_file(cfg, i["method"], i["scheme"])],
-    ),
-    persist_result=True,
-    result_serializer=orc.RESULT_SERIALIZER,
-    **orc.retry_options("train"),
-)
+@stage_task("pretrain", kind="train", task_run_name="pretrain-{method}-{scheme}")
 def pretrain_encoder(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
     """Pretrain one encoder on MIT-BIH (``supervised`` or ``contrastive``)."""
     from ecgops.training.pretrain import pretrain
@@ -63,21 +36,10 @@ def pretrain_encoder(cfg: Config, method: str, scheme: str) -> dict[str, Any]:
         summary.get("encoder_path"),
         summary.get("run_id"),
     )
-    return orc.as_plain(summary)
+    return art.as_plain(summary)
 
 
-@task(
-    name="finetune",
-    task_run_name="finetune-{encoder}-{strategy}-{scheme}",
-    cache_policy=orc.InputsAndFiles(
-        code=orc.TRAIN_CODE,
-        sections=("transfer", "deep", "splits", "tracking"),
-        reads=_finetune_reads,
-    ),
-    persist_result=True,
-    result_serializer=orc.RESULT_SERIALIZER,
-    **orc.retry_options("train"),
-)
+@stage_task("finetune", kind="train", task_run_name="finetune-{encoder}-{strategy}-{scheme}")
 def finetune_encoder(cfg: Config, scheme: str, encoder: str, strategy: str) -> dict[str, Any]:
     """Fine-tune a pretrained encoder (or train the same network from scratch) on PTB."""
     from ecgops.training.finetune import finetune
@@ -86,7 +48,7 @@ def finetune_encoder(cfg: Config, scheme: str, encoder: str, strategy: str) -> d
     logger.info("fine-tuning: %s encoder, strategy %s, %s split", encoder, strategy, scheme)
     summary = finetune(cfg, scheme, encoder, strategy)
     logger.info("%s done, MLflow run %s", summary.get("name"), summary.get("run_id"))
-    return orc.as_plain(summary)
+    return art.as_plain(summary)
 
 
 @flow(name="pretrain-and-transfer")
@@ -132,8 +94,8 @@ def pretrain_and_transfer(
             for s in schemes
         ]
     logger.info("phase 1: %d pretraining/scratch runs", len(first))
-    orc.call(prepare_tracking, cfg, tasks=[PRETRAIN_TASK, FINETUNE_TASK])
-    outcomes = orc.run_concurrently(first, cfg, workers)
+    call(prepare_tracking, cfg, tasks=[PRETRAIN_TASK, FINETUNE_TASK])
+    outcomes = run_concurrently(first, cfg, workers)
 
     pretrained = [
         (params["scheme"], params["method"])
@@ -147,10 +109,10 @@ def pretrain_and_transfer(
         for st in strategies
     ]
     logger.info("phase 2: %d fine-tunes", len(second))
-    outcomes += orc.run_concurrently(second, cfg, workers)
+    outcomes += run_concurrently(second, cfg, workers)
 
-    records = orc.publish_metrics(
-        outcomes, key=orc.artifact_key("transfer-metrics"), title="Pretraining and transfer"
+    records = art.publish_metrics(
+        outcomes, key=art.artifact_key("transfer-metrics"), title="Pretraining and transfer"
     )
-    orc.raise_on_failures(outcomes, "pretrain-and-transfer")
+    raise_on_failures(outcomes, "pretrain-and-transfer")
     return records

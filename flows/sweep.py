@@ -15,8 +15,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from ecgops import orchestration as orc
 from ecgops.config import load_config
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration import sweeps
+from ecgops.orchestration.concurrency import call, dask_runner, raise_on_failures, run_concurrently
 from flows import prepare_tracking
 from flows.train_classical import fit_classical
 
@@ -42,7 +44,7 @@ def sweep(
         model: ``lr``, ``rf`` or ``lgbm``.
         input: ``raw`` or ``features``.
         param: a hyperparameter of ``classical.<model>`` in params.yaml.
-        values: the values to try (default: :data:`ecgops.orchestration.SWEEP_DEFAULTS`).
+        values: the values to try (default: ``sweep.grids`` in params.yaml).
         n_workers: local cluster size (processes, one thread each).
         address: a running Dask scheduler instead of a local cluster.
 
@@ -51,24 +53,26 @@ def sweep(
         selection metric on the validation part.
     """
     cfg = load_config(profile=profile)
-    values = list(values or orc.SWEEP_DEFAULTS.get((model, param), []))
+    values = list(values or sweeps.sweep_values(cfg, model, param))
     if not values:
         raise ValueError(f"no values to sweep for {model}.{param}: pass `values`")
-    name = orc.artifact_key("sweep", task, scheme, model, input, param)
+    name = art.artifact_key("sweep", task, scheme, model, input, param)
     trials = [
-        load_config(profile=cfg.profile, overrides=orc.sweep_overrides(cfg, model, param, v, name))
+        load_config(
+            profile=cfg.profile, overrides=sweeps.sweep_overrides(cfg, model, param, v, name)
+        )
         for v in values
     ]
     calls = [
         (fit_classical, {"cfg": c, "task": task, "scheme": scheme, "model": model, "input": input})
         for c in trials
     ]
-    runner = orc.dask_runner(n_workers, address or os.environ.get("ECGOPS_DASK_ADDRESS"))
+    runner = dask_runner(n_workers, address or os.environ.get("ECGOPS_DASK_ADDRESS"))
     get_run_logger().info("sweep %s over %s on %s", param, values, type(runner).__name__)
-    orc.call(prepare_tracking, trials[0], tasks=[task])  # the sweep's own experiment
-    outcomes = orc.run_concurrently(calls, cfg, n_workers, runner=runner)
-    result = orc.sweep_summary(param, values, outcomes, cfg.registry.select_metric)
-    orc.publish_markdown(orc.sweep_markdown(result), key=name, description=f"Sweep of {param}")
-    orc.link_mlflow_runs(orc.mlflow_run_ids(t["record"] for t in result["trials"]))
-    orc.raise_on_failures(outcomes, "sweep")
+    call(prepare_tracking, trials[0], tasks=[task])  # the sweep's own experiment
+    outcomes = run_concurrently(calls, cfg, n_workers, runner=runner)
+    result = sweeps.sweep_summary(param, values, outcomes, cfg.registry.select_metric)
+    art.publish_markdown(sweeps.sweep_markdown(result), key=name, description=f"Sweep of {param}")
+    art.link_mlflow_runs(art.mlflow_run_ids(t["record"] for t in result["trials"]))
+    raise_on_failures(outcomes, "sweep")
     return result

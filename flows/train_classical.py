@@ -7,32 +7,18 @@ markdown artifact and the flow run is tagged with their MLflow run ids.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 
-from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration.concurrency import call, raise_on_failures, run_concurrently
+from ecgops.orchestration.tasks import stage_task
 from flows import prepare_tracking
 
 
-def _reads(cfg: Config, inputs: Mapping[str, Any]) -> list[Path]:
-    kinds = ["processed", "splits"] + (["features"] if inputs["input"] == "features" else [])
-    return [orc.table(cfg, kind, inputs["task"]) for kind in kinds]
-
-
-@task(
-    name="train-classical",
-    task_run_name="{model}-{input}-{task}-{scheme}",
-    cache_policy=orc.InputsAndFiles(
-        code=orc.TRAIN_CODE, sections=("classical", "splits", "tracking"), reads=_reads
-    ),
-    persist_result=True,
-    result_serializer=orc.RESULT_SERIALIZER,
-    **orc.retry_options("train"),
-)
+@stage_task("train-classical", kind="train", task_run_name="{model}-{input}-{task}-{scheme}")
 def fit_classical(cfg: Config, task: str, scheme: str, model: str, input: str) -> dict[str, Any]:
     """Train and evaluate one classical model; returns its metrics record."""
     from ecgops.training.classical import train_classical as train
@@ -43,7 +29,7 @@ def fit_classical(cfg: Config, task: str, scheme: str, model: str, input: str) -
     logger.info(
         "%s-%s %s/%s done, MLflow run %s", model, input, task, scheme, record.get("mlflow_run_id")
     )
-    return orc.as_plain(record)
+    return art.as_plain(record)
 
 
 @flow(name="train-classical")
@@ -62,7 +48,8 @@ def train_classical(
         tasks: ``ptb`` and/or ``mitbih`` (default: ``pipeline.tasks``).
         schemes: ``beat`` and/or ``patient`` (default: ``splits.schemes``).
         models: ``lr``, ``rf``, ``lgbm`` for every task (default: ``pipeline.classical[task]``).
-        inputs: ``raw`` and/or ``features`` (default: ``classical.inputs``).
+        inputs: ``raw``, ``features``, ``raw+rr``, ``features+rr`` for every task (default:
+            ``pipeline.classical_inputs[task]``).
         max_workers: trainings at once (default: ``pipeline.max_workers``).
 
     Returns:
@@ -75,13 +62,13 @@ def train_classical(
         for t in tasks
         for s in schemes or cfg.splits.schemes
         for m in (cfg.pipeline.classical.get(t, []) if models is None else models)
-        for i in inputs or cfg.classical.inputs
+        for i in inputs or cfg.pipeline.classical_inputs.get(t, [])
     ]
     get_run_logger().info("%d classical runs (profile %s)", len(calls), cfg.profile)
-    orc.call(prepare_tracking, cfg, tasks=tasks)
-    outcomes = orc.run_concurrently(calls, cfg, max_workers or cfg.pipeline.max_workers)
-    records = orc.publish_metrics(
-        outcomes, key=orc.artifact_key("classical-metrics"), title="Classical models"
+    call(prepare_tracking, cfg, tasks=tasks)
+    outcomes = run_concurrently(calls, cfg, max_workers or cfg.pipeline.max_workers)
+    records = art.publish_metrics(
+        outcomes, key=art.artifact_key("classical-metrics"), title="Classical models"
     )
-    orc.raise_on_failures(outcomes, "train-classical")
+    raise_on_failures(outcomes, "train-classical")
     return records

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 
-from ecgops import orchestration as orc
 from ecgops.config import Config, load_config
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration.concurrency import call, raise_on_failures, run_concurrently
+from ecgops.orchestration.tasks import stage_task
 from flows import prepare_tracking
 
 
-@task(
-    name="train-deep",
-    task_run_name="{model}-{task}-{scheme}",
-    cache_policy=orc.InputsAndFiles(
-        code=orc.TRAIN_CODE,
-        sections=("deep", "splits", "tracking"),
-        reads=lambda cfg, i: [orc.table(cfg, k, i["task"]) for k in ("processed", "splits")],
-    ),
-    persist_result=True,
-    result_serializer=orc.RESULT_SERIALIZER,
-    **orc.retry_options("train"),
-)
+@stage_task("train-deep", kind="train", task_run_name="{model}-{task}-{scheme}")
 def fit_deep(cfg: Config, task: str, scheme: str, model: str) -> dict[str, Any]:
     """Train and evaluate one deep model; returns its metrics record."""
     from ecgops.training.deep import train_deep as train
@@ -36,7 +27,7 @@ def fit_deep(cfg: Config, task: str, scheme: str, model: str) -> dict[str, Any]:
     logger.info("training %s: %s / %s split", model, task, scheme)
     record = train(cfg, task, scheme, model)
     logger.info("%s %s/%s done, MLflow run %s", model, task, scheme, record.get("mlflow_run_id"))
-    return orc.as_plain(record)
+    return art.as_plain(record)
 
 
 @flow(name="train-deep")
@@ -68,10 +59,10 @@ def train_deep(
         for m in (cfg.pipeline.deep.get(t, []) if models is None else models)
     ]
     get_run_logger().info("%d deep runs (profile %s)", len(calls), cfg.profile)
-    orc.call(prepare_tracking, cfg, tasks=tasks)
-    outcomes = orc.run_concurrently(calls, cfg, max_workers or cfg.pipeline.max_workers)
-    records = orc.publish_metrics(
-        outcomes, key=orc.artifact_key("deep-metrics"), title="Deep models"
+    call(prepare_tracking, cfg, tasks=tasks)
+    outcomes = run_concurrently(calls, cfg, max_workers or cfg.pipeline.max_workers)
+    records = art.publish_metrics(
+        outcomes, key=art.artifact_key("deep-metrics"), title="Deep models"
     )
-    orc.raise_on_failures(outcomes, "train-deep")
+    raise_on_failures(outcomes, "train-deep")
     return records

@@ -15,6 +15,8 @@ What it writes, in the same layouts as the real folders (each with a SHA256SUMS.
   rows and the full ``scp_statements.csv``;
 - ``raw/ptbdb-sample``: the two PTB Diagnostic sample records, leads i, ii, v1, with their
   clinical header comments;
+- ``raw/annotate``: records for ``ecgops annotate``: a 128 Hz cut of 233 with leads
+  ECG1/ECG2, and a cut of 119 without annotations (:func:`make_annotate`);
 - ``kaggle/*.csv``: a few beats per file in the Kaggle layout, built from these fixtures with
   the project's own extraction (so the round-trip test compares like with like).
 
@@ -46,6 +48,10 @@ PTBXL_PER_CLASS = {"MI": 6, "NORM": 6, "other": 4}
 PTBXL_TWO_RECORD_PATIENT = 21551.0  # MI, two records (ecg_id 177, 181)
 PTBDB_LEADS = ["i", "ii", "v1"]
 KAGGLE_ROWS = 4
+ANNOTATE_128 = ("233", "mit233_128hz", 128)  # source record, fixture name, new rate (Hz)
+ANNOTATE_PLAIN = ("119", "mit119_noatr")  # source record, fixture name (no .atr)
+ANNOTATE_LEADS = ("ECG1", "ECG2")
+ANNOTATE_SECONDS = 60
 
 
 def cut_record(src: Path, dst_dir: Path, name: str, channels: list[int], sampto: int | None):
@@ -96,6 +102,44 @@ def make_mitdb(src: Path, out: Path) -> None:
             write_dir=str(out),
         )
     (out / "RECORDS").write_text("".join(f"{n}\n" for n in MITDB_RECORDS))
+    write_checksums(out, (".dat", ".hea", ".atr"))
+
+
+def make_annotate(src: Path, out: Path) -> None:
+    """Records for ``ecgops annotate`` (tests/test_annotate.py), cut from the real ``mitdb``.
+
+    - ``ANNOTATE_128`` (e.g. ``mit233_128hz``): the first ``ANNOTATE_SECONDS`` s of MIT-BIH
+      record 233 (N, S, V beats) resampled to ``ANNOTATE_FS`` Hz with its leads renamed
+      ``ECG1``/``ECG2`` and its .atr samples mapped to the new rate, as another database would
+      ship it;
+    - ``ANNOTATE_PLAIN``: the first ``ANNOTATE_SECONDS`` s of record 119 (N, V) at 360 Hz
+      without annotations (the R-peak detector path).
+
+    Args:
+        src: the ``mitdb`` folder.
+        out: the folder to write (``tests/fixtures/raw/annotate``).
+    """
+    from ecgops.data import wfdb_io
+
+    out.mkdir(parents=True, exist_ok=True)
+    (source, name, fs), plain = ANNOTATE_128, ANNOTATE_PLAIN
+    header = wfdb.rdheader(str(src / source))
+    sampto = int(ANNOTATE_SECONDS * header.fs)
+    rec = wfdb.rdrecord(str(src / source), sampto=sampto)
+    signal = np.column_stack(
+        [wfdb_io.resample(rec.p_signal[:, j], header.fs, fs) for j in range(rec.n_sig)]
+    )
+    wfdb.wrsamp(name, fs=fs, units=rec.units, sig_name=list(ANNOTATE_LEADS), p_signal=signal,
+                fmt=["212"] * rec.n_sig, adc_gain=rec.adc_gain, baseline=rec.baseline,
+                write_dir=str(out))  # fmt: skip
+    ann = wfdb.rdann(str(src / source), "atr", sampto=sampto)
+    samples = np.minimum(wfdb_io.to_rate(ann.sample, header.fs, fs), len(signal) - 1)
+    wfdb.wrann(name, "atr", samples, symbol=ann.symbol, subtype=ann.subtype, chan=ann.chan,
+               num=ann.num, aux_note=ann.aux_note, fs=fs, write_dir=str(out))  # fmt: skip
+    plain_header = wfdb.rdheader(str(src / plain[0]))
+    cut_record(src / plain[0], out, plain[1], list(range(plain_header.n_sig)),
+               int(ANNOTATE_SECONDS * plain_header.fs))  # fmt: skip
+    (out / "RECORDS").write_text(f"{name}\n{plain[1]}\n")
     write_checksums(out, (".dat", ".hea", ".atr"))
 
 
@@ -181,6 +225,7 @@ def main() -> None:
         make_mitdb(source / "mitdb", stage / "raw" / "mitdb")
         make_ptbxl(source / "ptbxl", stage / "raw" / "ptbxl")
         make_ptbdb(source / "ptbdb-sample", stage / "raw" / "ptbdb-sample")
+        make_annotate(source / "mitdb", stage / "raw" / "annotate")
         make_kaggle(stage / "raw", stage / "kaggle")
         for part in ("raw", "kaggle"):
             shutil.rmtree(args.out / part, ignore_errors=True)

@@ -107,29 +107,37 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     kill_group(proc)
 
 
-def server_config(uri: str, workdir: Path, prefix: str, **overrides: Any) -> Config:
-    """Smoke config on the test server: its own experiment prefix, outputs under ``workdir``."""
+def server_config(
+    uri: str, workdir: Path, prefix: str, profile: str = "smoke", **overrides: Any
+) -> Config:
+    """Config on the test server: its own experiment prefix, outputs under ``workdir``.
+
+    The registry ranks and registers runs of ``splits.scheme`` (the scheme :func:`log_run`
+    logs by default): ``registry.select_scheme`` is null unless a test sets it.
+    """
     base: dict[str, Any] = {
         "paths": {
             key: str(workdir / key)
             for key in ("raw", "processed", "splits", "features", "outputs", "models")
         },
         "tracking": {"uri": uri, "artifact_root": None, "experiment_prefix": prefix},
+        "registry": {"select_scheme": None},
     }
-    return load_config(root=ROOT, profile="smoke", overrides=deep_merge(base, overrides))
+    return load_config(root=ROOT, profile=profile, overrides=deep_merge(base, overrides))
 
 
 @pytest.fixture
 def registry_cfg(
     mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Config]:
-    """Factory: ``registry_cfg(**overrides)`` -> a config with a fresh experiment prefix."""
+    """Factory: ``registry_cfg(profile="smoke", **overrides)`` -> a config of one project
+    (a fresh experiment prefix and folders per test)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.delenv("ECGOPS_PROFILE", raising=False)
     prefix = f"t{uuid.uuid4().hex[:8]}"
 
-    def make(**overrides: Any) -> Config:
-        return server_config(mlflow_server, tmp_path, prefix, **overrides)
+    def make(profile: str = "smoke", **overrides: Any) -> Config:
+        return server_config(mlflow_server, tmp_path, prefix, profile, **overrides)
 
     return make
 

@@ -10,9 +10,11 @@ import pytest
 from fixtures_mlflow import beat_table, xy
 
 from ecgops import predict as prediction
+from ecgops.data.records import record_beats
 from ecgops.errors import DataError, RegistryError
 from ecgops.evaluation.records import RULE_TAG, rule_from_tag
-from ecgops.registry.register import mlflow_client
+from ecgops.registry.client import mlflow_client
+from ecgops.registry.model import load_model, resolve_model_uri
 
 RAW = Path(__file__).resolve().parent / "fixtures" / "raw"
 PTBXL = RAW / "ptbxl" / "records500" / "00000" / "00001_hr"
@@ -35,14 +37,14 @@ def table() -> pd.DataFrame:
 
 def test_task_resolves_to_its_champion_and_untrusted_models_are_refused(cfg_smoke) -> None:
     cfg = cfg_smoke
-    assert prediction.resolve_model_uri(cfg, task="ptb") == "models:/ecgops-ptb@champion"
+    assert resolve_model_uri(cfg, task="ptb") == "models:/ecgops-ptb@champion"
     for ok in ("models:/ecgops-ptb/3", "runs:/abc/model", str(cfg.root / "models" / "m")):
-        assert prediction.resolve_model_uri(cfg, model=ok) == ok
+        assert resolve_model_uri(cfg, model=ok) == ok
     for bad in ("http://example.org/model", "s3://bucket/model", "/tmp/elsewhere/model"):
         with pytest.raises(RegistryError, match="refusing to load"):
-            prediction.resolve_model_uri(cfg, task="ptb", model=bad)
+            resolve_model_uri(cfg, task="ptb", model=bad)
     with pytest.raises(RegistryError, match="give a task"):
-        prediction.resolve_model_uri(cfg)
+        resolve_model_uri(cfg)
 
 
 # ---- CSV prediction ---------------------------------------------------------------------------
@@ -124,7 +126,7 @@ def test_bad_csv_is_refused_with_file_and_line_and_keeps_the_old_output(
     ptb_champion, table, tmp_path
 ) -> None:
     cfg, uri = ptb_champion
-    model = prediction.load_model(uri, cfg)  # loaded once for the dozen files
+    model = load_model(uri, cfg)  # loaded once for the dozen files
     x, y = xy(table)
     out = tmp_path / "predictions.csv"
     out.write_text("an earlier good output\n")
@@ -138,10 +140,26 @@ def test_bad_csv_is_refused_with_file_and_line_and_keeps_the_old_output(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_missing_input_file(tmp_path) -> None:
-    with pytest.raises(DataError, match="input CSV not found"):
-        prediction.predict_csv("models:/any@champion", tmp_path / "nope.csv", tmp_path / "out.csv")
+def test_missing_input_file(cfg_smoke, tmp_path) -> None:
+    with pytest.raises(DataError, match="input CSV not found"):  # before contacting a registry
+        prediction.predict_csv(
+            "models:/any@champion", tmp_path / "nope.csv", tmp_path / "out.csv", cfg=cfg_smoke
+        )
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.integration
+def test_one_chunked_prediction_sized_by_config(ptb_champion, table) -> None:
+    cfg, uri = ptb_champion
+    x, _ = xy(table)
+    small = cfg.model_copy(
+        update={"serving": cfg.serving.model_copy(update={"batch_chunk_size": 7})}
+    )
+    model = load_model(uri, small)
+    assert model.chunk_size == 7 and model.class_names == ["healthy", "MI"]
+    whole = load_model(uri, cfg).predict_proba(x)
+    np.testing.assert_allclose(model.predict_proba(x), whole, atol=1e-6)  # 16 chunks, same rows
+    assert model.predict_proba(x[:0]).shape == (0, 2)
 
 
 # ---- records ----------------------------------------------------------------------------------
@@ -150,12 +168,12 @@ def test_missing_input_file(tmp_path) -> None:
 def test_record_beats_match_the_data_pipeline(cfg_smoke) -> None:
     from ecgops.data.sources import mitdb, ptbxl
 
-    beats, note = prediction.record_beats(cfg_smoke, "ptb", PTBXL)
+    beats, note = record_beats(cfg_smoke, "ptb", PTBXL)
     reference = ptbxl.record_beats(cfg_smoke, PTBXL, patient="p", label=0).beats
     np.testing.assert_array_equal(beats, reference)
     assert "lead II" in note
 
-    beats, note = prediction.record_beats(cfg_smoke, "mitbih", MITDB)
+    beats, note = record_beats(cfg_smoke, "mitbih", MITDB)
     np.testing.assert_array_equal(beats, mitdb.record_beats(cfg_smoke, MITDB).beats)
     assert "annotated R-peaks" in note
 

@@ -20,11 +20,13 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
+from ecgops import paths
 from ecgops.config import TASKS, Config
 from ecgops.data.beats import RecordPeakStats, summarise_peak_stats
 from ecgops.data.sources import RecordBeats, SourceReport, mitdb, ptbdb, ptbxl
 from ecgops.errors import DataError
 from ecgops.io import write_json, write_parquet
+from ecgops.schema import CONTEXT_COLUMNS, POSITION_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,13 @@ def signal_columns(beat_len: int) -> list[str]:
 
 
 def table_path(cfg: Config, task: str) -> Path:
-    """``<processed>/{task}.parquet``."""
-    return cfg.path("processed") / f"{task}.parquet"
+    """``<processed>/{task}.parquet`` (:func:`ecgops.paths.beat_table`)."""
+    return paths.beat_table(cfg, task)
 
 
 def summary_path(cfg: Config, task: str) -> Path:
-    """``<processed>/{task}.summary.json``."""
-    return cfg.path("processed") / f"{task}.summary.json"
+    """``<processed>/{task}.summary.json`` (:func:`ecgops.paths.beat_summary`)."""
+    return paths.beat_summary(cfg, task)
 
 
 def check_task(task: str) -> str:
@@ -74,7 +76,12 @@ def beats_frame(records: list[RecordBeats], beat_len: int) -> pd.DataFrame:
 
     Returns:
         Columns ``patient, record, beat, label, source, x0..`` (signals float32), one row per
-        beat, in record order; ``beat`` is the beat's index within its record.
+        beat, in record order; ``beat`` is the beat's index within its record. When every
+        record carries context (MIT-BIH), ``sample, time_s`` follow ``source`` and the
+        ``schema.CONTEXT_COLUMNS`` follow the signals.
+
+    Raises:
+        ValueError: some records carry context and others do not.
     """
     n = [len(r.beats) for r in records]
     meta = pd.DataFrame(
@@ -88,7 +95,15 @@ def beats_frame(records: list[RecordBeats], beat_len: int) -> pd.DataFrame:
     )
     x = np.concatenate([r.beats for r in records]).astype(np.float32)
     signals = pd.DataFrame(x, columns=signal_columns(beat_len))
-    return pd.concat([meta, signals], axis=1)
+    with_context = [r.context is not None for r in records]
+    if not any(with_context):
+        return pd.concat([meta, signals], axis=1)
+    if not all(with_context):
+        raise ValueError("some records carry RR context and others do not")
+    ctx = pd.concat([r.context for r in records], ignore_index=True)
+    return pd.concat(
+        [meta, ctx[POSITION_COLUMNS], signals, ctx[CONTEXT_COLUMNS].astype(np.float64)], axis=1
+    )
 
 
 def class_counts(labels: pd.Series, names: list[str]) -> dict[str, int]:
@@ -197,6 +212,7 @@ def summarise(
             "min_beat_s": d.min_beat_s,
             "short_beat_s": d.stats.short_beat_s,
             "max_records": d.max_records,
+            "rhythm": d.rhythm.model_dump(mode="json") if task == "mitbih" else None,
         },
     }
 

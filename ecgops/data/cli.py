@@ -23,6 +23,7 @@ class TaskChoice(StrEnum):
 
     ptb = "ptb"
     mitbih = "mitbih"
+    ptb12 = "ptb12"  # multi-lead PTB beats (ecgops.data.multilead); not part of ``all``
     all = "all"
 
 
@@ -59,30 +60,33 @@ def fetch(
 
 @app.command()
 def build(
-    task: TaskChoice = typer.Option(TaskChoice.all, help="ptb | mitbih | all"),
+    task: TaskChoice = typer.Option(TaskChoice.all, help="ptb | mitbih | ptb12 | all"),
     profile: str | None = ProfileOption,
 ) -> None:
     """Cut heartbeats from data/raw into validated data/processed/{task}.parquet."""
     from ecgops.data.build import build_task
+    from ecgops.data.multilead import TASK, build_multilead
 
     cfg = _config(profile)
     for t in _tasks(task):
-        path = build_task(cfg, t)
+        path = build_multilead(cfg) if t == TASK else build_task(cfg, t)
         typer.echo(f"{t}: {path}  {_counts_line(cfg, t)}")
 
 
 @app.command()
 def split(
-    task: TaskChoice = typer.Option(TaskChoice.all, help="ptb | mitbih | all"),
+    task: TaskChoice = typer.Option(TaskChoice.all, help="ptb | mitbih | ptb12 | all"),
     profile: str | None = ProfileOption,
 ) -> None:
     """Write data/splits/{task}.parquet (beat and patient schemes, grouped folds)."""
+    from ecgops.data.multilead import TASK
+    from ecgops.data.multilead_splits import make_multilead_splits
     from ecgops.data.splits import make_splits, split_summary_path
     from ecgops.io import read_json
 
     cfg = _config(profile)
     for t in _tasks(task):
-        path = make_splits(cfg, t)
+        path = make_multilead_splits(cfg) if t == TASK else make_splits(cfg, t)
         counts = read_json(split_summary_path(cfg, t))["counts"]
         line = "; ".join(
             f"{scheme}: " + " / ".join(f"{p} {c['rows']}" for p, c in parts.items())
@@ -118,7 +122,7 @@ def export_kaggle_cmd(
 
 @app.command()
 def summary(
-    task: TaskChoice = typer.Option(TaskChoice.all, help="ptb | mitbih | all"),
+    task: TaskChoice = typer.Option(TaskChoice.all, help="ptb | mitbih | ptb12 | all"),
     profile: str | None = ProfileOption,
 ) -> None:
     """Print the beat counts per class of the built tables."""
@@ -136,15 +140,13 @@ def _counts_line(cfg: Config, task: str) -> str:
     from ecgops.io import read_json
 
     path = summary_path(cfg, task)
+    names = cfg.class_names("ptb" if task == "ptb12" else task)  # ptb12: the PTB classes
     if path.is_file():
         counts = read_json(path)["per_class"]
     else:
         table = table_path(cfg, task)
         if not table.is_file():
             raise DataError(table, f"not built; run `ecgops data build --task {task}`")
-        counts = class_counts(
-            pd.read_parquet(table, columns=["label"])["label"], cfg.class_names(task)
-        )
+        counts = class_counts(pd.read_parquet(table, columns=["label"])["label"], names)
     total = sum(counts.values())
-    names = cfg.class_names(task)
     return f"{total} beats: " + " / ".join(f"{k} {counts.get(k, 0)}" for k in names)

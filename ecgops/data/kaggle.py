@@ -292,7 +292,7 @@ def export_kaggle(cfg: Config, outdir: str | Path) -> dict[str, Path]:
         df = pd.read_parquet(path)
         if task == "mitbih":
             parts = load_assignments(cfg, task, n_rows=len(df))["beat"].to_numpy()
-            train = df[np.isin(parts, ["train", "val"])]
+            train = df[np.isin(parts, ["train", "val", "gate"])]  # gate: DS1 or Kaggle train rows
             test = df[parts == "test"]
             written[files["train"]] = write_kaggle_csv(train, outdir / files["train"])
             written[files["test"]] = write_kaggle_csv(test, outdir / files["test"])

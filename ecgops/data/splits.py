@@ -1,31 +1,38 @@
 """Train/val/test assignments of a beat table: ``data/splits/{task}.parquet``.
 
 Columns: ``row`` (index into the beat table), ``beat`` and ``patient`` (``train`` / ``val`` /
-``test``, or ``unused``), ``patient_fold`` (grouped CV fold, -1 where there is none). A
-``{task}.summary.json`` beside it holds the counts and the MD5 of the table the split was made
-for (a split of another table is refused). Everything is seeded with ``cfg.seed``; validation
-parts always come from the training part.
+``test``, ``gate`` or ``unused``), ``patient_fold`` (grouped CV fold, -1 where there is none,
+always -1 on gate rows). A ``{task}.summary.json`` beside it holds the counts and the MD5 of the
+table the split was made for (a split of another table is refused); ``{task}.gate.json`` lists
+the gate set. Everything but the gate set is seeded with ``cfg.seed``; validation parts always
+come from the training part.
+
+Roles (docs/architecture.md): ``train`` fits; ``val`` takes every decision of a run (early
+stopping, tuning, selection, calibration, record thresholds, the registry's ranking); ``test``
+is reported only; ``gate``, the **sealed gate set** (:mod:`ecgops.data.gate_set`: patients or
+DS1 records chosen once with their own seed, in no fold), is read only by the promotion gate
+through :func:`load_gate`, and is versioned with the split table (DVC).
 
 Schemes:
 
 - ``beat`` (the study's): stratified random ``test_size`` of the beats; ``val_size`` of the rest
   is carved out, stratified. Kaggle MIT-BIH keeps its own train/test files (``kaggle_split``).
-- ``patient``: no patient in two parts. MIT-BIH: the inter-patient split of de Chazal et al.
-  (2004): DS1 trains, DS2 tests, records in neither (paced 102, 104, 217) are ``unused``;
-  validation is carved from DS1 by whole records (``splits.mitbih_patient_val: grouped``,
-  stratified by class with ``StratifiedGroupKFold``) or by beats (``beat``). With only 20 DS1
-  records a grouped validation part holds about 3 records, so its metrics are coarse and some
-  rare classes may be missing from it; it is still the honest choice for early stopping on an
-  inter-patient task. PTB: ``StratifiedGroupKFold`` by patient with ``cv_folds`` folds; fold 0
-  is the test part (1/cv_folds of the patients, 20 % with 5 folds), validation is carved from
-  the other folds, grouped by patient. :func:`iter_patient_folds` yields every fold in turn.
-  On Kaggle-imported tables (no patient ids) this is a per-beat split, and for MIT-BIH it
-  reuses the Kaggle train/test files.
+- ``patient``: new patients. PTB: no patient in two parts. MIT-BIH: no record in two parts,
+  the inter-record split of de Chazal et al. (2004): DS1 trains, DS2 tests, records in neither
+  (paced 102, 104, 107, 217) are ``unused``; records 201 (DS1) and 202 (DS2) come from one
+  subject, so it is inter-record, almost but not exactly inter-patient. Validation is carved
+  from DS1 by whole records (``splits.mitbih_patient_val: grouped``, stratified by class with
+  ``StratifiedGroupKFold``) or by beats (``beat``). With 19 open DS1 records a grouped
+  validation part holds about 3 records: coarse metrics, some rare classes may be missing, but
+  the honest choice for early stopping on an inter-patient task. PTB: ``StratifiedGroupKFold``
+  by patient with ``cv_folds`` folds; fold 0 is the test part (1/cv_folds of the patients, 20 %
+  with 5 folds), validation is carved from the other folds, grouped by patient.
+  :func:`iter_patient_folds` yields every fold in turn. On Kaggle-imported tables (no patient
+  ids) this is a per-beat split, and for MIT-BIH it reuses the Kaggle train/test files.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -34,10 +41,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecgops import paths
 from ecgops.config import Config
 from ecgops.data.build import check_task, table_path
+from ecgops.data.gate_set import GATE, gate_mask, gate_summary
 from ecgops.errors import DataError
 from ecgops.io import read_json, write_json, write_parquet
+from ecgops.versions import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +57,18 @@ SCHEMES = ("beat", "patient")
 
 
 def split_path(cfg: Config, task: str) -> Path:
-    """``<splits>/{task}.parquet``."""
-    return cfg.path("splits") / f"{task}.parquet"
+    """``<splits>/{task}.parquet`` (:func:`ecgops.paths.split_table`)."""
+    return paths.split_table(cfg, task)
 
 
 def split_summary_path(cfg: Config, task: str) -> Path:
-    """``<splits>/{task}.summary.json``."""
-    return cfg.path("splits") / f"{task}.summary.json"
+    """``<splits>/{task}.summary.json`` (:func:`ecgops.paths.split_summary`)."""
+    return paths.split_summary(cfg, task)
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of a file's bytes (identifies the table a split belongs to)."""
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def gate_path(cfg: Config, task: str) -> Path:
+    """``<splits>/{task}.gate.json``: the sealed gate set's patients / records and counts."""
+    return paths.gate_file(cfg, task)
 
 
 def _stratified(
@@ -178,12 +184,24 @@ def fold_parts(
     val_size: float,
     seed: int,
 ) -> np.ndarray:
-    """Parts for grouped CV fold ``k``: fold ``k`` tests, val carved by group from the rest."""
+    """Parts for grouped CV fold ``k``: fold ``k`` tests, val carved by group from the rest.
+
+    Rows without a fold (-1: the sealed gate set) are ``gate`` in every fold.
+    """
+    sealed = folds < 0
     test = folds == k
-    val = grouped_val(labels, groups, ~test, val_size, seed)
+    val = grouped_val(labels, groups, ~test & ~sealed, val_size, seed)
     out = np.full(len(labels), TRAIN, dtype=object)
     out[val] = VAL
     out[test] = TEST
+    out[sealed] = GATE
+    return out
+
+
+def _open_rows(mask: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """Parts of the rows in ``mask`` placed into a full-length array (``gate`` elsewhere)."""
+    out = np.full(len(mask), GATE, dtype=object)
+    out[mask] = parts
     return out
 
 
@@ -201,26 +219,29 @@ def assign_splits(df: pd.DataFrame, cfg: Config, task: str) -> pd.DataFrame:
         task: ``mitbih`` or ``ptb``.
 
     Returns:
-        Columns ``row, beat, patient, patient_fold``, one row per beat.
+        Columns ``row, beat, patient, patient_fold``, one row per beat; the sealed gate rows
+        (:func:`gate_mask`) are ``gate`` in both scheme columns and fold -1.
 
     Raises:
-        ValueError: too few patients for the grouped folds.
+        ValueError: too few patients for the grouped folds, or a bad gate record.
     """
     check_task(task)
     sp, seed = cfg.splits, cfg.seed
     labels = df["label"].to_numpy()
     n = len(df)
     folds = np.full(n, -1, dtype=np.int64)
+    gate = gate_mask(df, cfg, task, kaggle=has_kaggle_split(df))
+    free = ~gate
     if task == "mitbih" and has_kaggle_split(df):
         train = df["kaggle_split"].to_numpy() == TRAIN
-        beat = carve_val(labels, train, sp.val_size, seed)
+        beat = carve_val(labels, train & free, sp.val_size, seed)
         beat[~train] = TEST
         patient = beat.copy()
         log.warning("Kaggle MIT-BIH has no record ids: the patient scheme reuses its train/test")
     elif task == "mitbih":
-        beat = beat_scheme(labels, sp.test_size, sp.val_size, seed)
+        beat = _open_rows(free, beat_scheme(labels[free], sp.test_size, sp.val_size, seed))
         records = df["record"].astype(str).to_numpy()
-        ds1 = np.isin(records, cfg.data.mitbih.ds1)
+        ds1 = np.isin(records, cfg.data.mitbih.ds1) & free
         ds2 = np.isin(records, cfg.data.mitbih.ds2)
         if sp.mitbih_patient_val == "grouped":
             patient = np.where(ds1, TRAIN, UNUSED).astype(object)
@@ -229,10 +250,12 @@ def assign_splits(df: pd.DataFrame, cfg: Config, task: str) -> pd.DataFrame:
             patient = carve_val(labels, ds1, sp.val_size, seed)
         patient[ds2] = TEST
     else:
-        beat = beat_scheme(labels, sp.test_size, sp.val_size, seed)
+        beat = _open_rows(free, beat_scheme(labels[free], sp.test_size, sp.val_size, seed))
         groups = df["patient"].astype(str).to_numpy()
-        folds = grouped_folds(labels, groups, sp.cv_folds, seed)
+        folds[free] = grouped_folds(labels[free], groups[free], sp.cv_folds, seed)
         patient = fold_parts(labels, groups, folds, 0, sp.val_size, seed)
+    beat[gate] = GATE
+    patient[gate] = GATE
     return pd.DataFrame(
         {
             "row": np.arange(n, dtype=np.int64),
@@ -258,7 +281,7 @@ def split_counts(df: pd.DataFrame, splits: pd.DataFrame, names: list[str]) -> di
                     for i, name in enumerate(names)
                 },
             }
-            for part in (*PARTS, UNUSED)
+            for part in (*PARTS, GATE, UNUSED)
             if (parts == part).any()
         }
     return out
@@ -303,9 +326,11 @@ def make_splits(cfg: Config, task: str) -> Path:
         "settings": cfg.splits.model_dump(),
         "counts": split_counts(df, splits, cfg.class_names(task)),
         "kaggle": has_kaggle_split(df),
+        "gate": gate_summary(df, splits["patient"].to_numpy() == GATE, cfg, task),
     }
     write_parquet(splits, target)
     write_json(summary, split_summary_path(cfg, task))
+    write_json(summary["gate"], gate_path(cfg, task))
     return target
 
 
@@ -357,6 +382,30 @@ def load_split(cfg: Config, task: str, scheme: str) -> dict[str, pd.DataFrame]:
     df = read_table(cfg, task)
     parts = load_assignments(cfg, task, n_rows=len(df))[scheme].to_numpy()
     return {p: df[parts == p].reset_index(drop=True) for p in PARTS}
+
+
+def load_gate(cfg: Config, task: str) -> pd.DataFrame:
+    """The sealed gate set's beats (table order, index reset): for the promotion gate only.
+
+    Args:
+        cfg: configuration.
+        task: ``mitbih`` or ``ptb``.
+
+    Returns:
+        The gate rows of the beat table (``patient`` names the bootstrap's groups).
+
+    Raises:
+        DataError: missing or stale table or split, or a split without gate rows (made before
+            the gate set existed).
+    """
+    df = read_table(cfg, task)
+    parts = load_assignments(cfg, task, n_rows=len(df))["patient"].to_numpy()
+    gate = parts == GATE
+    if not gate.any():
+        raise DataError(
+            split_path(cfg, task), f"no sealed gate rows; rerun `ecgops data split --task {task}`"
+        )
+    return df[gate].reset_index(drop=True)
 
 
 def iter_patient_folds(
@@ -412,3 +461,31 @@ def stratified_subsample(df: pd.DataFrame, max_rows: int | None, seed: int) -> p
         keep.append(rng.choice(members, size=quota, replace=False))
     rows = np.sort(np.concatenate(keep))
     return df.iloc[rows].reset_index(drop=True)
+
+
+def has_folds(cfg: Config, task: str, scheme: str) -> bool:
+    """Whether a scheme's split has grouped CV folds (then every trainer cross-validates).
+
+    The rule is the split table's: a ``{scheme}_fold`` column with more than one fold (today
+    only PTB's ``patient`` scheme; MIT-BIH keeps the fixed DS1/DS2 split).
+
+    Args:
+        cfg: configuration.
+        task: ``mitbih`` or ``ptb``.
+        scheme: ``beat`` or ``patient``.
+
+    Returns:
+        True when :func:`iter_patient_folds` has folds to cross-validate over.
+
+    Raises:
+        DataError: the split table is missing.
+    """
+    path = split_path(cfg, task)
+    if not path.is_file():
+        raise DataError(path, f"not found; run `ecgops data split --task {task}` first")
+    column = f"{scheme}_fold"
+    splits = pd.read_parquet(path)
+    if column not in splits:
+        return False
+    folds = splits[column].to_numpy()
+    return len(np.unique(folds[folds >= 0])) > 1

@@ -4,6 +4,10 @@ One GX 1.x expectation suite per task (``ptb``: labels {0, 1}; ``mitbih``: {0..4
 
 - the columns are exactly ``ecgops.schema``'s (meta + ``x0..x186``; ``schema.OPTIONAL_META``
   columns may be present), the signal columns are numeric and the label is an integer;
+- a table with R-peak positions or RR context (MIT-BIH builds; Kaggle imports have none) has
+  all of ``schema.POSITION_COLUMNS + CONTEXT_COLUMNS``, non-null: ``sample`` an integer >= 0,
+  ``time_s`` >= 0, RR intervals within ``data.rhythm.valid_rr_s`` seconds and RR ratios within
+  ``data.rhythm.valid_ratio`` (positive);
 - every row holds 187 finite values within ``[0, validation.max_abs_value]`` (no NaN, no inf);
 - labels lie in the task's label set; ids (``patient``, ``record``, ``beat``) are present;
 - zero padding only at the end: after the trailing run of exact zeros is cut off, the longest
@@ -37,10 +41,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecgops import paths
 from ecgops.config import Config
 from ecgops.errors import DataError, ValidationFailed
 from ecgops.io import atomic_path, write_json
-from ecgops.schema import META_COLUMNS, OPTIONAL_META, SIGNAL_COLUMNS
+from ecgops.schema import (
+    CONTEXT_COLUMNS,
+    META_COLUMNS,
+    OPTIONAL_META,
+    POSITION_COLUMNS,
+    RATIO_COLUMNS,
+    RR_COLUMNS,
+    SIGNAL_COLUMNS,
+)
 
 ID_COLUMNS = ["patient", "record", "beat"]
 RESULT_FILE = "validation.json"
@@ -229,8 +242,7 @@ def validate_task(cfg: Config, task: str) -> ValidationReport:
         DataError: the table is missing or unreadable.
         ValidationFailed: an expectation failed.
     """
-    path = cfg.path("processed") / f"{task}.parquet"
-    return validate_file(path, task, cfg, cfg.path("outputs") / "validation" / task)
+    return validate_file(paths.beat_table(cfg, task), task, cfg, paths.validation_dir(cfg, task))
 
 
 def read_beat_table(path: Path) -> pd.DataFrame:
@@ -414,9 +426,11 @@ def build_suite_spec(
     """
     v = cfg.validation
     cols = set(frame.columns)
+    context = POSITION_COLUMNS + CONTEXT_COLUMNS
     expected_cols = (
         META_COLUMNS
         + [c for c in OPTIONAL_META if c in cols]
+        + (context if cols & set(context) else [])
         + SIGNAL_COLUMNS
         + [c for c in DERIVED if c in cols]
     )
@@ -425,7 +439,8 @@ def build_suite_spec(
             "ExpectTableColumnsToMatchSet",
             {"column_set": expected_cols, "exact_match": True},
             "exactly the beat-table columns: meta + x0..x186, optionally "
-            f"{', '.join(OPTIONAL_META)} (the validator's _helper columns are added)",
+            f"{', '.join(OPTIONAL_META)} and all of the R-peak/RR context columns "
+            "(the validator's _helper columns are added)",
         ),
         (
             "ExpectTableRowCountToBeBetween",
@@ -498,6 +513,55 @@ def build_suite_spec(
         "no two rows with the same 187 values (share at most validation.max_duplicate_fraction)",
         mostly=1.0 - v.max_duplicate_fraction,
     )
+    spec += context_spec(cols, cfg)
+    return spec
+
+
+def context_spec(cols: set[str], cfg: Config) -> list[tuple[str, dict[str, Any], str]]:
+    """Expectations on the R-peak position and RR context columns that are present.
+
+    Args:
+        cols: the table's columns.
+        cfg: configuration (``data.rhythm.valid_rr_s``, ``data.rhythm.valid_ratio``).
+
+    Returns:
+        ``(GX class name, kwargs, description)`` triples (none for a context-less table).
+    """
+    rhythm = cfg.data.rhythm
+    rr_lo, rr_hi = rhythm.valid_rr_s
+    ratio_lo, ratio_hi = rhythm.valid_ratio
+    ranges: dict[str, tuple[dict[str, Any], str]] = {
+        "sample": ({"min_value": 0}, "R-peak sample at least 0"),
+        "time_s": ({"min_value": 0}, "R-peak time at least 0 s"),
+        **{
+            c: (
+                {"min_value": rr_lo, "max_value": rr_hi},
+                f"{c} within data.rhythm.valid_rr_s [{rr_lo}, {rr_hi}] s",
+            )
+            for c in RR_COLUMNS
+        },
+        **{
+            c: (
+                {"min_value": ratio_lo, "max_value": ratio_hi},
+                f"{c} within data.rhythm.valid_ratio [{ratio_lo}, {ratio_hi}]",
+            )
+            for c in RATIO_COLUMNS
+        },
+    }
+    spec: list[tuple[str, dict[str, Any], str]] = []
+    for c, (bounds, desc) in ranges.items():
+        if c not in cols:
+            continue
+        spec.append(("ExpectColumnValuesToNotBeNull", {"column": c}, f"every row has a {c}"))
+        if c == "sample":
+            spec.append(
+                (
+                    "ExpectColumnValuesToBeInTypeList",
+                    {"column": c, "type_list": INTEGER_TYPES},
+                    "R-peak samples are integers",
+                )
+            )
+        spec.append(("ExpectColumnValuesToBeBetween", {"column": c, **bounds}, desc))
     return spec
 
 

@@ -28,15 +28,15 @@ import pandas as pd
 from ecgops.config import Config
 from ecgops.io import atomic_path
 
-RESIDUAL_WEIGHT = 0.5  # rollout: share of the identity (residual path) in each layer's mixing
 
-
-def rollout(weights: list[np.ndarray], key_mask: np.ndarray) -> np.ndarray:
+def rollout(weights: list[np.ndarray], key_mask: np.ndarray, residual: float) -> np.ndarray:
     """Attention rollout relevance of each token for the pooled output.
 
     Args:
         weights: per layer (n, heads, T, T) attention weights.
         key_mask: (n, T) bool, True at padded tokens.
+        residual: share of the identity (the residual path) in each layer's mixing
+            (``deep.attention.rollout_residual``; Abnar & Zuidema use 0.5).
 
     Returns:
         (n, T) relevance, summing to 1 over each beat's tokens (0 at padding).
@@ -45,7 +45,7 @@ def rollout(weights: list[np.ndarray], key_mask: np.ndarray) -> np.ndarray:
     eye = np.eye(t)[None]
     joint = np.broadcast_to(eye, (n, t, t)).copy()
     for w in weights:
-        a = RESIDUAL_WEIGHT * w.mean(axis=1) + (1 - RESIDUAL_WEIGHT) * eye
+        a = residual * w.mean(axis=1) + (1 - residual) * eye
         a = a / a.sum(axis=-1, keepdims=True)
         joint = a @ joint
     return _pool_queries(joint, key_mask)
@@ -78,13 +78,16 @@ def to_samples(maps: np.ndarray, patch: int, length: int) -> np.ndarray:
     return np.repeat(maps, patch, axis=-1)[..., :length]
 
 
-def compute_maps(model: Any, x: np.ndarray, batch_size: int, device: Any = None) -> dict:
+def compute_maps(
+    model: Any, x: np.ndarray, batch_size: int, residual: float, device: Any = None
+) -> dict:
     """Attention maps of a :class:`~ecgops.models.nets.transformer.TransformerNet` for beats.
 
     Args:
         model: the transformer (its mode is restored afterwards).
         x: beats, (n, 187) float32.
         batch_size: beats per forward pass.
+        residual: the rollout's residual share (see :func:`rollout`).
         device: where to run (default: the model's device).
 
     Returns:
@@ -110,7 +113,7 @@ def compute_maps(model: Any, x: np.ndarray, batch_size: int, device: Any = None)
                 key_mask = model.token_mask(padding_mask(xb)).cpu().numpy()
                 w = [wl.float().cpu().numpy().astype(np.float64) for wl in weights]
                 shapes = shapes or [tuple(wl.shape) for wl in w]
-                out["rollout"].append(rollout(w, key_mask))
+                out["rollout"].append(rollout(w, key_mask, residual))
                 out["mean"].append(mean_attention(w, key_mask))
                 out["layers"].append(layer_maps(w, key_mask))
     finally:
@@ -295,7 +298,7 @@ def save_attention_maps(
     example_rows: list[pd.DataFrame] = []
     maps: dict = {}
     for (c, correct), idx in groups.items():
-        maps = compute_maps(model, x_test[idx], batch, device)
+        maps = compute_maps(model, x_test[idx], batch, settings.rollout_residual, device)
         kind = "correct" if correct else "wrong"
         title = f"Attention rollout: {task} / {scheme} split / {class_names[c]} beats, {kind}"
         path = fdir / f"attention_{class_names[c]}_{kind}.png"
@@ -307,7 +310,7 @@ def save_attention_maps(
     rng = np.random.default_rng(cfg.seed)
     n = len(x_test)
     subset = np.sort(rng.choice(n, size=min(n, settings.max_beats), replace=False))
-    profile_maps = compute_maps(model, x_test[subset], batch, device)
+    profile_maps = compute_maps(model, x_test[subset], batch, settings.rollout_residual, device)
     profiles = _profile_frame(x_test[subset], y_test[subset], profile_maps, class_names)
     figures.append(
         plot_profiles(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -117,3 +119,132 @@ def _thin(x: np.ndarray, y: np.ndarray, max_points: int = 200) -> tuple[np.ndarr
         return x, y
     idx = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
     return x[idx], y[idx]
+
+
+AAMI_CLASSES = ("N", "S", "V", "F")
+"""The AAMI classes of the 4-class figures; the fifth class, Q, is left out of them."""
+AAMI_Q = "Q"
+
+
+def aami_metrics(
+    y_true: np.ndarray, proba_or_pred: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    """AAMI (EC57) beat-classification figures of a MIT-BIH model.
+
+    See :func:`aami_from_confusion` for the definitions (how Q beats and Q predictions count).
+
+    Args:
+        y_true: integer labels, shape (n,), indices into ``class_names``.
+        proba_or_pred: class probabilities (n, k) (the prediction is the arg-max) or
+            predicted labels (n,).
+        class_names: class names in label order; must hold N, S, V, F (and usually Q).
+
+    Returns:
+        The figures of :func:`aami_from_confusion`.
+    """
+    pred = np.asarray(proba_or_pred)
+    if pred.ndim == 2:
+        pred = pred.argmax(axis=1)
+    cm = confusion_matrix(np.asarray(y_true), pred, labels=np.arange(len(class_names)))
+    return aami_from_confusion(cm, class_names)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num / den) if den > 0 else None
+
+
+def aami_from_confusion(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """AAMI figures from a confusion matrix (rows true, columns predicted, in label order).
+
+    The 4-class figures follow the inter-patient literature (de Chazal et al. 2004 and later),
+    which leaves Q (unclassifiable and paced-fusion) beats out of the evaluation:
+
+    - beats whose **true** class is Q are dropped from every 4-class figure;
+    - a beat of N, S, V or F **predicted** Q stays in: it is a miss of its true class (lowers
+      that class's sensitivity and the accuracy) and counts towards no class's positive
+      predictivity. The model's own arg-max is used; it is not re-taken over four classes.
+
+    Per class c of N, S, V, F: sensitivity ``Se = TP / (beats of class c)`` and positive
+    predictivity ``+P = TP / (non-Q beats predicted c)``; ``mean_sensitivity`` is the mean of
+    the four Se (the 4-class balanced accuracy), over the classes that have beats (those
+    without are listed in ``absent``); ``accuracy`` is the share of non-Q beats predicted
+    right. The ``five_class`` figures use every beat and class: accuracy, balanced accuracy
+    (mean recall over the classes present) and per-class Se and +P.
+
+    Args:
+        cm: confusion matrix, shape (k, k).
+        class_names: class names in label order; must hold N, S, V and F.
+
+    Returns:
+        ``{"N": {"sensitivity", "ppv", "n"}, ..., "F": {...}, "mean_sensitivity", "accuracy",
+        "n", "absent", "five_class": {"accuracy", "balanced_accuracy", "n", "per_class"}}``;
+        a figure without beats to define it is None.
+
+    Raises:
+        ValueError: a class of N, S, V, F is missing from ``class_names``, or the matrix shape
+            does not match them.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    k = len(class_names)
+    if cm.shape != (k, k):
+        raise ValueError(f"confusion matrix shape {cm.shape} does not match {k} classes")
+    missing = [c for c in AAMI_CLASSES if c not in class_names]
+    if missing:
+        raise ValueError(f"class names {class_names} lack the AAMI classes {missing}")
+    keep = [i for i, name in enumerate(class_names) if name != AAMI_Q]  # true-class rows kept
+    four = [class_names.index(c) for c in AAMI_CLASSES]
+    kept = cm[keep]
+    out: dict[str, Any] = {}
+    sens = []
+    for name, i in zip(AAMI_CLASSES, four, strict=True):
+        se = _ratio(cm[i, i], cm[i].sum())
+        out[name] = {
+            "sensitivity": se,
+            "ppv": _ratio(cm[i, i], kept[:, i].sum()),
+            "n": int(cm[i].sum()),
+        }
+        if se is not None:
+            sens.append(se)
+    out["mean_sensitivity"] = float(np.mean(sens)) if sens else None
+    out["accuracy"] = _ratio(sum(cm[i, i] for i in four), kept.sum())
+    out["n"] = int(kept.sum())
+    out["absent"] = [c for c, i in zip(AAMI_CLASSES, four, strict=True) if cm[i].sum() == 0]
+    recalls = [cm[i, i] / cm[i].sum() for i in range(k) if cm[i].sum() > 0]
+    out["five_class"] = {
+        "accuracy": _ratio(np.trace(cm), cm.sum()),
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
+        "n": int(cm.sum()),
+        "per_class": {
+            name: {
+                "sensitivity": _ratio(cm[i, i], cm[i].sum()),
+                "ppv": _ratio(cm[i, i], cm[:, i].sum()),
+            }
+            for i, name in enumerate(class_names)
+        },
+    }
+    return out
+
+
+def aami_flat(aami: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Flat ``{prefix}_{class}_sensitivity``-style figures of :func:`aami_from_confusion`, for
+    MLflow (undefined figures left out).
+
+    Args:
+        aami: the figures.
+        prefix: e.g. ``aami_test``.
+
+    Returns:
+        Name -> value: per class of N, S, V, F ``_sensitivity`` and ``_ppv``, then
+        ``_mean_sensitivity``, ``_accuracy``, ``_5class_accuracy``, ``_5class_balanced_accuracy``.
+    """
+    out: dict[str, float | None] = {}
+    for c in AAMI_CLASSES:
+        entry = aami[c]
+        out[f"{prefix}_{c}_sensitivity"] = entry["sensitivity"]
+        out[f"{prefix}_{c}_ppv"] = entry["ppv"]
+    out[f"{prefix}_mean_sensitivity"] = aami["mean_sensitivity"]
+    out[f"{prefix}_accuracy"] = aami["accuracy"]
+    five = aami["five_class"]
+    out[f"{prefix}_5class_accuracy"] = five["accuracy"]
+    out[f"{prefix}_5class_balanced_accuracy"] = five["balanced_accuracy"]
+    return {k: float(v) for k, v in out.items() if v is not None}

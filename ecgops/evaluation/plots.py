@@ -1,8 +1,9 @@
-"""Figures for evaluation: confusion matrix, ROC and PR curves, reliability diagram."""
+"""Figures for evaluation: confusion matrix, ROC and PR curves, reliability diagrams."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,39 @@ def plot_reliability(
     for cx, cy, n in zip(centers, accs, counts, strict=True):
         ax.annotate(
             str(n), (cx, cy), textcoords="offset points", xytext=(0, 6), fontsize=7, ha="center"
+        )
+    ax.set_xlabel("mean predicted confidence")
+    ax.set_ylabel("observed accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_reliability_comparison(report: dict[str, Any], title: str, path: Path) -> Path:
+    """Reliability diagram before and after calibration, from one part's calibration report.
+
+    Args:
+        report: a part of :func:`ecgops.evaluation.calibration.calibration_report`
+            (``bins_before``, ``bins_after``, ``ece_before``, ``ece_after``).
+        title: figure title.
+        path: PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
+    for key, label in (("before", "uncalibrated"), ("after", "calibrated")):
+        bins = report[f"bins_{key}"]
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{label} (ECE {report[f'ece_{key}']:.3f})",
         )
     ax.set_xlabel("mean predicted confidence")
     ax.set_ylabel("observed accuracy")

@@ -12,19 +12,37 @@ their mean, or the share of beats voting for each class), then a *record rule* d
 
 The rule is fitted on validation data only, never on test data, and travels with the
 registered model version as a tag (:data:`RULE_TAG`), so ``ecgops predict --record`` applies
-the rule chosen when the model was registered.
+the rule chosen when the model was registered. At registration it is fitted on the validation
+records of the registered model's own split, with that model's own predictions.
+
+:func:`record_probabilities` aggregates any beat model's predictions of a beat table per record
+(the registry's record rule and :func:`evaluate_records` both use it); :func:`evaluate_records`
+compares beat- and record-level balanced accuracy of a model on a split part.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ecgops.config import Config
 
 RULE_TAG = "ecgops.record_rule"
 """Model-version tag holding the record rule as JSON."""
 DEFAULT_RULE: dict[str, Any] = {"kind": "argmax"}
+
+
+class ProbabilityModel(Protocol):
+    """Anything that maps beats (n, 187) to class probabilities (n, k)."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
+        """Class probabilities, shape (n, k)."""
+        ...
 
 
 def aggregate(proba: np.ndarray, method: str) -> np.ndarray:
@@ -128,3 +146,81 @@ def rule_from_tag(value: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return rule if isinstance(rule, dict) and "kind" in rule else None
+
+
+def record_probabilities(
+    model: ProbabilityModel, frame: pd.DataFrame, method: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predict a beat table (with a ``record`` column) and aggregate it per record.
+
+    Args:
+        model: a beat model (e.g. :class:`ecgops.registry.model.LoadedModel`).
+        frame: beats with ``record`` and ``label`` columns.
+        method: aggregation (see :func:`aggregate`).
+
+    Returns:
+        ``(beat probabilities (n, k), record probabilities (r, k), record labels (r,))``.
+    """
+    from ecgops.schema import labels, signals
+
+    proba = np.asarray(model.predict_proba(signals(frame)), dtype=np.float64)
+    keys = frame["record"].astype(str).to_numpy()
+    return proba, *per_record(proba, labels(frame), keys, method)
+
+
+def evaluate_records(
+    cfg: Config, task: str, model: ProbabilityModel, scheme: str = "patient", part: str = "test"
+) -> dict[str, Any]:
+    """Beat-level vs record-level balanced accuracy of a model on a split part.
+
+    Record decisions use the argmax of the aggregate and the rule learned on the validation
+    part of the same split with the same model (:func:`fit_rule`), never on ``part``. A
+    record's true label is its beats' majority label (PTB records have a single label). Use a
+    model trained on the same scheme, or the test part is not held out.
+
+    Args:
+        cfg: configuration (split files, ``registry.record_aggregation``).
+        task: ``ptb`` or ``mitbih``.
+        model: the beat model to evaluate.
+        scheme: split scheme.
+        part: the part scored (``test`` by default).
+
+    Returns:
+        ``{"task", "scheme", "part", "beats", "records", "aggregation", "rule",
+        "beat_balanced_accuracy", "record_balanced_accuracy",
+        "record_balanced_accuracy_rule"}``.
+
+    Raises:
+        DataError: the split is missing or stale, or the part is empty.
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    from ecgops.data.splits import load_split
+    from ecgops.errors import DataError
+    from ecgops.schema import labels
+
+    parts = load_split(cfg, task, scheme)
+    df = parts[part]
+    if df.empty:
+        raise DataError(None, f"{task}/{scheme} has an empty {part} part")
+    method = cfg.registry.record_aggregation
+    proba, rec_p, rec_y = record_probabilities(model, df, method)
+    _, val_p, val_y = record_probabilities(model, parts["val"], method)
+    rule = fit_rule(val_p, val_y, method)
+
+    def score(y: np.ndarray, pred: np.ndarray) -> float:
+        """Balanced accuracy, rounded for the report."""
+        return round(float(balanced_accuracy_score(y, pred)), 4)
+
+    return {
+        "task": task,
+        "scheme": scheme,
+        "part": part,
+        "beats": int(len(df)),
+        "records": len(rec_y),
+        "aggregation": method,
+        "rule": rule,
+        "beat_balanced_accuracy": score(labels(df), proba.argmax(1)),
+        "record_balanced_accuracy": score(rec_y, rec_p.argmax(1)),
+        "record_balanced_accuracy_rule": score(rec_y, decide(rec_p, rule)),
+    }

@@ -2,6 +2,14 @@
 
 For a model x task x scheme it writes the metrics JSON (a DVC metrics file), the curve CSVs
 (DVC plots), the PNG figures, and logs all of them to the active MLflow run.
+
+Data roles: ``val`` figures are the model's own (uncalibrated) probabilities, the ones selection
+reads; when a calibrator is given (fitted on those validation rows beforehand), ``test`` figures
+are computed on the calibrated probabilities, the ones the registered model serves, and the
+``calibration`` entry reports ECE and Brier score before and after on both parts (the ``val``
+entry is in-sample, the ``test`` entry the honest one). MIT-BIH records also carry an ``aami``
+entry (per part: per-class Se and +P of N, S, V, F, their mean Se, accuracy and the 5-class
+figures; :func:`ecgops.evaluation.metrics.aami_metrics`), logged to MLflow as ``aami_{part}_*``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from ecgops.config import Config
 from ecgops.evaluation import metrics as M
 from ecgops.evaluation import plots as P
 from ecgops.io import atomic_path, write_json
+
+AAMI_TASK = "mitbih"
+"""The task whose metrics records carry AAMI figures (its classes are the AAMI classes)."""
 
 
 def metrics_path(cfg: Config, task: str, scheme: str, name: str) -> Path:
@@ -49,6 +60,7 @@ def save_evaluation(
     n: dict[str, int] | None = None,
     cv: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
+    calibrator: Any | None = None,
 ) -> dict[str, Any]:
     """Compute metrics and write every evaluation output of one model.
 
@@ -61,6 +73,10 @@ def save_evaluation(
         n: row counts per part.
         cv: grouped cross-validation summary (e.g. balanced_accuracy_mean/std).
         extra: any other JSON-able facts to record.
+        calibrator: a calibrator fitted on ``y_val``/``proba_val`` (an
+            :class:`ecgops.evaluation.calibration.Calibrator`); the test metrics, curves and
+            figures are then computed on ``calibrator.transform(proba_test)``, and the record
+            gets a ``calibration`` entry (see :func:`calibration_entry`).
 
     Returns:
         The metrics record that was written.
@@ -70,6 +86,10 @@ def save_evaluation(
     from ecgops.tracking import data_version, git_commit
 
     class_names = cfg.class_names(task)
+    n_bins = cfg.calibration.n_bins
+    raw_test = np.asarray(proba_test, dtype=np.float64)
+    if calibrator is not None:
+        proba_test = calibrator.transform(raw_test)  # what the registered model serves
     record: dict[str, Any] = {
         "task": task,
         "scheme": scheme,
@@ -82,11 +102,16 @@ def save_evaluation(
         "data_version": data_version(cfg, task),
         "profile": cfg.profile,
     }
-    record["test"]["ece"] = M.expected_calibration_error(y_test, proba_test)
-    if y_val is not None and proba_val is not None and len(y_val):
+    record["test"]["ece"] = M.expected_calibration_error(y_test, proba_test, n_bins)
+    has_val = y_val is not None and proba_val is not None and len(y_val) > 0
+    if has_val:
         record["val"] = M.classification_metrics(y_val, proba_val)
     if cv:
         record["cv"] = cv
+    if task == AAMI_TASK:
+        record["aami"] = aami_entry(
+            class_names, y_test, proba_test, *((y_val, proba_val) if has_val else ())
+        )
     if extra:
         record.update(extra)
     active = mlflow.active_run()
@@ -105,7 +130,14 @@ def save_evaluation(
     P.plot_confusion(cm, class_names, f"Confusion: {title}", fdir / "confusion.png")
     P.plot_curves(roc_rows, "fpr", "tpr", f"ROC: {title}", fdir / "roc.png", diagonal=True)
     P.plot_curves(pr_rows, "recall", "precision", f"Precision-recall: {title}", fdir / "pr.png")
-    P.plot_reliability(y_test, proba_test, f"Reliability: {title}", fdir / "calibration.png")
+    P.plot_reliability(
+        y_test, proba_test, f"Reliability: {title}", fdir / "calibration.png", n_bins
+    )
+    if calibrator is not None:
+        parts = {"test": (y_test, raw_test)}
+        if has_val:
+            parts = {"val": (y_val, proba_val), **parts}
+        record["calibration"] = calibration_entry(calibrator, parts, n_bins, pdir, fdir, title)
     record["confusion_matrix"] = cm.tolist()
     write_json(record, metrics_path(cfg, task, scheme, name))
 
@@ -117,12 +149,91 @@ def save_evaluation(
     return record
 
 
+def aami_entry(
+    class_names: list[str],
+    y_test: np.ndarray,
+    proba_test: np.ndarray,
+    y_val: np.ndarray | None = None,
+    proba_val: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The ``aami`` entry of a MIT-BIH metrics record: AAMI figures per part.
+
+    Args:
+        class_names: the task's class names (N, S, V, F, Q).
+        y_test, proba_test: test labels and the probabilities the test metrics are on.
+        y_val, proba_val: validation labels and probabilities (left out when None).
+
+    Returns:
+        ``{"test": ..., "val": ...}``, each :func:`ecgops.evaluation.metrics.aami_metrics`
+        (Q beats left out of the 4-class figures, see there).
+    """
+    entry = {"test": M.aami_metrics(y_test, proba_test, class_names)}
+    if y_val is not None and proba_val is not None:
+        entry["val"] = M.aami_metrics(y_val, proba_val, class_names)
+    return entry
+
+
+def calibration_entry(
+    calibrator: Any,
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    n_bins: int,
+    pdir: Path,
+    fdir: Path,
+    title: str,
+) -> dict[str, Any]:
+    """The ``calibration`` entry of a metrics record, with its CSV bins and before/after figure.
+
+    Args:
+        calibrator: fitted on the validation part beforehand (it only transforms here).
+        parts: part name (``val``, ``test``) -> (labels, the model's uncalibrated probabilities).
+        n_bins: confidence bins of the ECE and the reliability diagrams.
+        pdir: plots folder: ``reliability.csv`` (part, stage, bin, confidence, accuracy, count).
+        fdir: figures folder: ``calibration_before_after.png`` (test part).
+        title: figure title suffix.
+
+    Returns:
+        ``method``, ``fitted`` (the calibrator's ``describe()``), ``skipped_reason`` and per
+        part ``n``, ``ece_before``, ``ece_after``, ``brier_before``, ``brier_after``.
+    """
+    from ecgops.evaluation.calibration import calibration_record
+
+    full = calibration_record(calibrator, parts, n_bins)
+    entry: dict[str, Any] = {
+        "method": full["method"],
+        "fitted": full["fitted"],
+        "skipped_reason": calibrator.skipped_reason,
+    }
+    bins = []
+    for part in parts:
+        if part not in full:
+            continue
+        report = full[part]
+        entry[part] = {k: v for k, v in report.items() if not k.startswith("bins_")}
+        for stage in ("before", "after"):
+            bins += [{"part": part, "stage": stage, **b} for b in report[f"bins_{stage}"]]
+    columns = ["part", "stage", "lo", "hi", "confidence", "accuracy", "count"]
+    _write_csv(pd.DataFrame(bins, columns=columns), pdir / "reliability.csv")
+    if "test" in full:
+        P.plot_reliability_comparison(
+            full["test"],
+            f"Calibration ({entry['method']}), test: {title}",
+            fdir / "calibration_before_after.png",
+        )
+    return entry
+
+
 def _flat_metrics(record: dict[str, Any]) -> dict[str, float]:
     out = {}
     for part in ("test", "val", "cv", "timing"):
         for key, value in (record.get(part) or {}).items():
             if isinstance(value, int | float) and not math.isnan(float(value)):
                 out[f"{part}_{key}"] = float(value)
+    for part in ("val", "test"):
+        for key, value in ((record.get("calibration") or {}).get(part) or {}).items():
+            if isinstance(value, int | float) and not math.isnan(float(value)):
+                out[f"calibration_{part}_{key}"] = float(value)
+    for part, figures in (record.get("aami") or {}).items():
+        out.update(M.aami_flat(figures, f"aami_{part}"))
     return out
 
 

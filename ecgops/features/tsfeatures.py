@@ -589,8 +589,10 @@ class RelevanceSelector(TransformerMixin, BaseEstimator):
 # the DVC stage
 # ---------------------------------------------------------------------------------------------
 def features_path(cfg: Any, task: str) -> Path:
-    """Path of a task's feature table."""
-    return cfg.path("features") / f"{task}.parquet"
+    """Path of a task's feature table (:func:`ecgops.paths.feature_table`)."""
+    from ecgops.paths import feature_table
+
+    return feature_table(cfg, task)
 
 
 def build_features(cfg: Any, task: str, progress: bool = True) -> Path:
@@ -610,8 +612,9 @@ def build_features(cfg: Any, task: str, progress: bool = True) -> Path:
     """
     from ecgops.errors import DataError
     from ecgops.io import write_parquet
+    from ecgops.paths import beat_table
 
-    source = cfg.path("processed") / f"{task}.parquet"
+    source = beat_table(cfg, task)
     if not source.exists():
         raise DataError(source, "beat table not found; run `ecgops data build` first")
     try:

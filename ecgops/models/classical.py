@@ -4,6 +4,11 @@ Every pipeline starts from raw beats (n, 187), so a fitted one is a complete pre
 
 ``[features → impute → select]`` (``features`` input) → ``[SMOTE]`` (``smote``) → classifier.
 
+The context inputs (``raw+rr``, ``features+rr``) start from beats with their raw RR context
+appended, (n, 187 + c) (``ecgops.features.context.model_input``): their first step,
+:class:`ContextFeatures`, puts the raw samples (``context``) or the beat's features
+(``features``) beside the normalised context (``context.normalise``).
+
 LR wraps ``scale → [SMOTE] → LogisticRegression(saga, elastic net)`` in a grid search over
 ``C`` and ``l1_ratio`` on folds of the training part, so SMOTE and the scaler are fitted
 inside each inner training fold and never see the inner validation fold. SMOTE is a sampler:
@@ -18,17 +23,70 @@ from typing import Any
 import numpy as np
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from ecgops.config import Config
 from ecgops.features.tsfeatures import FeatureExtractor, RelevanceSelector
+from ecgops.models import CLASSICAL_INPUTS, CLASSICAL_MODELS, split_context
+from ecgops.schema import BEAT_LEN, CONTEXT_COLUMNS, SIGNAL_COLUMNS
 
-MODELS = ("lr", "rf", "lgbm")
-INPUTS = ("raw", "features")
+MODELS = CLASSICAL_MODELS
+INPUTS = CLASSICAL_INPUTS
 IMBALANCE = ("smote", "class_weight", "none")
+
+
+class ContextFeatures(TransformerMixin, BaseEstimator):
+    """Beats with their raw RR context, (n, 187 + c), in; beat part beside the context out.
+
+    Stateless: the beat part is the 187 samples (no ``extractor``) or the extractor's features
+    of them; the context is normalised by :func:`ecgops.features.context.normalise_context`.
+
+    Args:
+        extractor: the feature extractor (``features+rr``), or None (``raw+rr``).
+        normalise: ``context.normalise`` (``none``, ``record_mean``, ``window_mean``).
+    """
+
+    def __init__(self, extractor: FeatureExtractor | None = None, normalise: str = "none") -> None:
+        self.extractor = extractor
+        self.normalise = normalise
+
+    def fit(self, x: Any, y: Any = None) -> ContextFeatures:
+        """Nothing to learn; records the input width."""
+        self.n_features_in_ = np.asarray(x).shape[1]
+        return self
+
+    def transform(self, x: Any) -> np.ndarray:
+        """The beat part beside the normalised context, float64."""
+        x = np.asarray(x, dtype=np.float64)
+        beats = x[:, :BEAT_LEN]
+        return self.combine(beats if self.extractor is None else self.extractor.transform(beats), x)
+
+    def combine(self, beat_part: np.ndarray, x: Any) -> np.ndarray:
+        """``beat_part`` (samples or precomputed features of ``x``'s beats) beside its context.
+
+        Args:
+            beat_part: (n, m) samples or features of the beats of ``x``.
+            x: the input rows (n, 187 + c).
+
+        Returns:
+            (n, m + len(CONTEXT_COLUMNS)) float64.
+        """
+        from ecgops.features.context import normalise_context
+
+        context = normalise_context(np.asarray(x)[:, BEAT_LEN:], self.normalise)
+        return np.hstack([np.asarray(beat_part, dtype=np.float64), context])
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The beat part's names (samples or features), then the context columns."""
+        left = SIGNAL_COLUMNS if self.extractor is None else self.extractor.get_feature_names_out()
+        return np.asarray(list(left) + list(CONTEXT_COLUMNS), dtype=object)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
 
 
 class ClassAwareSMOTE(SMOTE):
@@ -63,10 +121,16 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def feature_steps(cfg: Config) -> list[tuple[str, Any]]:
-    """Raw beats → features (configured set) → median imputation → relevance filter."""
+def feature_steps(cfg: Config, context: bool = False) -> list[tuple[str, Any]]:
+    """Raw beats → features (configured set) → median imputation → relevance filter.
+
+    With ``context`` the first step is :class:`ContextFeatures`: features beside the context.
+    """
+    extractor: Any = FeatureExtractor.from_config(cfg)
+    if context:
+        extractor = ContextFeatures(extractor, cfg.context.normalise)
     steps: list[tuple[str, Any]] = [
-        ("features", FeatureExtractor.from_config(cfg)),
+        ("features", extractor),
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
     ]
     if cfg.features.selection == "relevance":
@@ -79,11 +143,14 @@ def smote(cfg: Config) -> ClassAwareSMOTE:
     return ClassAwareSMOTE(k_neighbors=cfg.classical.smote_k_neighbors, random_state=cfg.seed)
 
 
-def logistic_regression(cfg: Config, imbalance: str) -> GridSearchCV:
+def logistic_regression(cfg: Config, imbalance: str, grouped: bool = False) -> GridSearchCV:
     """Elastic-net LR (saga) with C and l1_ratio chosen by stratified CV on the training part.
 
     The searched estimator is ``scale → [SMOTE] → LogisticRegression``, so the scaler and
     SMOTE are refitted inside every inner training fold. Scored by balanced accuracy.
+    ``grouped`` (the patient scheme): ``StratifiedGroupKFold``, so no patient / record is in
+    an inner training and scoring fold at once; ``fit`` then needs ``groups`` (in a pipeline:
+    ``clf__groups``).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -103,7 +170,8 @@ def logistic_regression(cfg: Config, imbalance: str) -> GridSearchCV:
         )
     )
     grid = {"lr__C": list(lr_cfg.Cs), "lr__l1_ratio": list(lr_cfg.l1_ratios)}
-    folds = StratifiedKFold(n_splits=lr_cfg.cv, shuffle=True, random_state=cfg.seed)
+    kfold = StratifiedGroupKFold if grouped else StratifiedKFold
+    folds = kfold(n_splits=lr_cfg.cv, shuffle=True, random_state=cfg.seed)
     return GridSearchCV(
         Pipeline(inner),
         grid,
@@ -158,26 +226,35 @@ def build_pipeline(
     input: str,
     n_classes: int,
     imbalance: str | None = None,
+    grouped: bool = False,
 ) -> Pipeline:
     """An unfitted pipeline from raw beats (n, 187) to class probabilities.
 
     Args:
-        cfg: configuration (``classical``, ``features``, ``seed``).
+        cfg: configuration (``classical``, ``features``, ``context``, ``seed``).
         model: ``lr``, ``rf`` or ``lgbm``.
-        input: ``raw`` (the 187 samples) or ``features`` (extracted from the stripped beat).
+        input: ``raw`` (the 187 samples) or ``features`` (extracted from the stripped beat);
+            ``raw+rr`` / ``features+rr``: the same beside the RR context (the pipeline then
+            takes (n, 187 + c) rows, see the module docstring).
         n_classes: number of classes (2 for PTB, 5 for MIT-BIH).
         imbalance: ``smote``, ``class_weight`` or ``none`` (default ``classical.imbalance``).
+        grouped: the LR grid search uses grouped folds (fit with ``clf__groups``).
 
     Returns:
-        An imblearn Pipeline; steps ``features/impute/select`` (features input), ``smote``
-        (RF/LightGBM with SMOTE) and ``clf``.
+        An imblearn Pipeline; steps ``features/impute/select`` (features input), ``context``
+        (``raw+rr``), ``smote`` (RF/LightGBM with SMOTE) and ``clf``.
     """
     check_choice(model, MODELS, "model")
     check_choice(input, INPUTS, "input")
     imbalance = check_choice(imbalance or cfg.classical.imbalance, IMBALANCE, "imbalance")
-    steps = feature_steps(cfg) if input == "features" else []
+    base, context = split_context(input)
+    steps: list[tuple[str, Any]]
+    if base == "features":
+        steps = feature_steps(cfg, context)
+    else:
+        steps = [("context", ContextFeatures(None, cfg.context.normalise))] if context else []
     if model == "lr":
-        steps.append(("clf", logistic_regression(cfg, imbalance)))
+        steps.append(("clf", logistic_regression(cfg, imbalance, grouped)))
         return Pipeline(steps)
     if imbalance == "smote":
         steps.append(("smote", smote(cfg)))

@@ -16,7 +16,7 @@ from ecgops.config import Config
 from ecgops.errors import RegistryError
 from ecgops.io import write_text
 from ecgops.registry import drift
-from ecgops.registry.register import CHAMPION, alias_version, mlflow_client, registered_model_name
+from ecgops.registry.client import CHAMPION, alias_version, mlflow_client, registered_model_name
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
 TASK_TEXT = {

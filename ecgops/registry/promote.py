@@ -1,7 +1,12 @@
 """Promotion gate: the ``challenger`` becomes ``champion`` only if it is better and passes checks.
 
-Both versions are evaluated on the **same held-out data**: the test part of ``splits.scheme``
-(or data given explicitly). The challenger must pass every check:
+Both versions are evaluated on the **same sealed data**: the task's gate set
+(:func:`ecgops.data.splits.load_gate`: patients / DS1 records that no training, validation or
+test part of either scheme holds, so no model was fitted, tuned, selected or reported on them;
+or data given explicitly). Both predict through :class:`ecgops.registry.model.LoadedModel`
+(chunks of ``serving.batch_chunk_size``); their scores carry bootstrap intervals over the gate's
+patients / records, and the paired interval of the difference decides ``better``
+(:mod:`ecgops.registry.gate`). The challenger must pass every check:
 
 - ``load``: the version's artifacts download and load as a pyfunc model;
 - ``signature``: the output signature is ``pred, pred_name, p_0..p_{k-1}`` for the task's
@@ -11,71 +16,58 @@ Both versions are evaluated on the **same held-out data**: the test part of ``sp
   named and the unnamed 188-column layout, and a NaN row is refused;
 - ``size``: the model's artifacts weigh at most ``registry.max_model_mb``;
 - ``latency``: the median single-beat prediction takes at most ``registry.max_latency_ms``;
-- ``floors``: its metrics on the evaluation data reach ``registry.floors[task]``;
+- ``floors``: its metrics on the gate set reach ``registry.floors[task]``;
 - ``drift``: its training data is close to the champion's (:mod:`ecgops.registry.drift`);
-- ``better``: ``challenger - champion > registry.margin`` on ``registry.select_metric``
-  (passes when there is no champion yet, or the champion cannot be loaded any more).
+- ``better``: the lower bound of the paired bootstrap interval of ``challenger - champion``
+  on ``registry.select_metric`` is above ``registry.margin`` (passes when there is no
+  champion yet, or the champion cannot be loaded any more).
 
-The decision and both versions' metrics are recorded as ``gate.*`` tags on both versions,
-written to ``<outputs>/registry/{task}.json`` and returned. A refused or failed promotion
-changes no alias. Promotion moves ``previous_champion`` to the old champion, ``champion`` to
-the challenger and removes the ``challenger`` alias; the registered model's
-``ecgops.champion_history`` tag lists the champions in order, so :func:`rollback` can step back
-more than once.
+The checks live in :mod:`ecgops.registry.checks`. The decision, both versions' gate-set
+metrics and the intervals (``gate.challenger.{metric}_low/_high``, ``gate.champion...``,
+``gate.difference.{metric}``, ``..._low/_high``, ``gate.bootstrap``) are recorded as ``gate.*``
+tags on both versions, written to ``<outputs>/registry/{task}.json``
+and returned. A refused or failed promotion changes no alias. Promotion moves
+``previous_champion`` to the old champion, ``champion`` to the challenger and removes the
+``challenger`` alias; the registered model's ``ecgops.champion_history`` tag lists the
+champions in order, so :func:`rollback` can step back more than once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ecgops.config import Config
 from ecgops.errors import RegistryError
 from ecgops.io import write_json
-from ecgops.registry import drift
-from ecgops.registry.pyfunc import METADATA_KEY, beat_frame, model_signature, output_columns
-from ecgops.registry.register import (
+from ecgops.registry.checks import Check, Evaluation, eval_data_for, evaluate, run_checks
+from ecgops.registry.client import (
     CHALLENGER,
     CHAMPION,
+    CONTEXT,
+    MORPHOLOGY,
     PREVIOUS_CHAMPION,
-    BeatData,
     alias_version,
-    as_xy,
     mlflow_client,
     registered_model_name,
     registry_lock,
 )
-from ecgops.schema import SIGNAL_COLUMNS
+from ecgops.registry.gate import Comparison, compare
+from ecgops.registry.register import BeatData
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
 HISTORY_TAG = "ecgops.champion_history"
-PREDICT_BATCH = 10_000
-PROBA_SUM_ATOL = 1e-3
-
-
-@dataclass
-class Check:
-    """One gate check: its name, whether it passed, and what was measured."""
-
-    name: str
-    passed: bool
-    detail: str
 
 
 @dataclass
@@ -98,6 +90,8 @@ class Decision:
         champion_metrics: champion's metrics on the same data.
         checks: every check with its outcome.
         eval_data: description of the evaluation data.
+        comparison: both scores and their difference with bootstrap intervals
+            (:meth:`ecgops.registry.gate.Comparison.to_dict`; empty when nothing was compared).
         dry_run: nothing was changed.
         time: UTC time of the decision.
     """
@@ -116,12 +110,37 @@ class Decision:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     eval_data: str = ""
+    comparison: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return asdict(self)
+
+    def _score_lines(self) -> list[str]:
+        """Both scores with their intervals and the difference's (or the plain metrics)."""
+        c = self.comparison
+        if not c:
+            value = self.challenger_metrics.get(self.metric, float("nan"))
+            return [f"  {self.metric} on {self.eval_data}: challenger {value:.4f}"]
+        show = lambda i: f"{i['estimate']:.4f} [{i['low']:.4f}, {i['high']:.4f}]"  # noqa: E731
+        lines = [
+            f"  {self.metric} on {self.eval_data}, {c['level']:.0%} bootstrap intervals over "
+            f"{c['groups']} patients/records ({c['resamples']} resamples):",
+            f"    challenger (version {self.challenger}): {show(c['challenger'])}",
+        ]
+        if c.get("champion"):
+            d = c["difference"]
+            lines += [
+                f"    champion   (version {self.champion}): {show(c['champion'])}",
+                f"    difference (challenger - champion): {d['estimate']:+.4f} "
+                f"[{d['low']:+.4f}, {d['high']:+.4f}]; better needs lower bound > margin "
+                f"{self.margin}",
+            ]
+        else:
+            lines.append("    champion: none")
+        return lines
 
     def __str__(self) -> str:
         head = {
@@ -136,272 +155,21 @@ class Decision:
             head = f"DRY RUN: would refuse version {self.challenger}"
         lines = [f"{self.model}: {head}", f"  reason: {self.reason}"]
         if self.challenger_metrics:
-            champ = self.champion_metrics.get(self.metric)
-            lines.append(
-                f"  {self.metric} on {self.eval_data}: challenger "
-                f"{self.challenger_metrics.get(self.metric, float('nan')):.4f}, champion "
-                + (f"{champ:.4f} (version {self.champion})" if champ is not None else "none")
-                + f", margin {self.margin}"
-            )
+            lines += self._score_lines()
         for c in self.checks:
             lines.append(f"  [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
         return "\n".join(lines)
-
-
-@dataclass
-class Evaluation:
-    """A version evaluated on the gate's data."""
-
-    version: ModelVersion
-    model: Any = None
-    size_mb: float = float("nan")
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-# ---- evaluation -------------------------------------------------------------------------------
-
-
-def eval_data_for(
-    cfg: Config, task: str, eval_data: BeatData | None
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """The gate's evaluation beats: given, or the test part of ``splits.scheme``.
-
-    Raises:
-        DataError: the split or table is missing or stale.
-    """
-    if eval_data is not None:
-        x, y = as_xy(eval_data)
-        return x, y, f"given evaluation data ({len(x)} beats)"
-    from ecgops.data.splits import load_split
-    from ecgops.tracking import data_version
-
-    scheme = cfg.splits.scheme
-    x, y = as_xy(load_split(cfg, task, scheme)["test"])
-    return x, y, f"{task}/{scheme} test part ({len(x)} beats, data {data_version(cfg, task)[:8]})"
-
-
-def load_version(name: str, version: str, workdir: Path) -> tuple[Any, float]:
-    """Download a version's artifacts, measure their size and load the pyfunc model.
-
-    Returns:
-        ``(model, size_mb)``.
-    """
-    import mlflow.artifacts
-    import mlflow.pyfunc
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    dst = workdir / f"v{version}"
-    dst.mkdir(parents=True, exist_ok=True)
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
-        )
-    )
-    size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
-    return mlflow.pyfunc.load_model(str(local)), size / 1e6
-
-
-def predict_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class probabilities of a loaded pyfunc model, predicted in batches."""
-    cols = [f"p_{j}" for j in range(n_classes)]
-    parts = [
-        model.predict(beat_frame(x[i : i + PREDICT_BATCH]))[cols].to_numpy(np.float64)
-        for i in range(0, len(x), PREDICT_BATCH)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, n_classes))
-
-
-def evaluate(
-    name: str, version: ModelVersion, x: np.ndarray, y: np.ndarray, n_classes: int, workdir: Path
-) -> Evaluation:
-    """Load a version and compute its metrics on ``(x, y)``; errors are recorded, not raised."""
-    from ecgops.evaluation.metrics import classification_metrics
-
-    ev = Evaluation(version)
-    try:
-        ev.model, ev.size_mb = load_version(name, version.version, workdir)
-        proba = predict_proba(ev.model, x, n_classes)
-        ev.metrics = {k: round(v, 6) for k, v in classification_metrics(y, proba).items()}
-    except Exception as exc:  # noqa: BLE001 - any failure of a candidate model is a failed check
-        ev.error = f"{type(exc).__name__}: {exc}"
-        log.warning("%s version %s could not be evaluated: %s", name, version.version, ev.error)
-    return ev
-
-
-# ---- checks -----------------------------------------------------------------------------------
-
-
-def check_signature(model: Any, task: str, class_names: list[str]) -> Check:
-    """Output signature and ecgops metadata match the task."""
-    meta = model.metadata
-    expected = model_signature(len(class_names)).outputs.to_dict()
-    sig = meta.signature
-    problems = []
-    if sig is None or sig.outputs is None:
-        problems.append("no output signature")
-    elif sig.outputs.to_dict() != expected:
-        got = [c.get("name") for c in sig.outputs.to_dict()]
-        problems.append(f"outputs {got} != {output_columns(len(class_names))}")
-    info = (meta.metadata or {}).get(METADATA_KEY, {})
-    if info.get("task") != task:
-        problems.append(f"model is for task {info.get('task')!r}, not {task!r}")
-    if info.get("class_names") != class_names:
-        problems.append(f"classes {info.get('class_names')} != {class_names}")
-    if info.get("input_layout") != "kaggle-187":
-        problems.append(f"input layout {info.get('input_layout')!r} is not kaggle-187")
-    if problems:
-        return Check("signature", False, "; ".join(problems))
-    return Check("signature", True, f"outputs {', '.join(output_columns(len(class_names)))}")
-
-
-def check_smoke(model: Any, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> Check:
-    """A prediction on a few beats, in both input layouts, gives valid rows; NaN is refused."""
-    from mlflow.exceptions import MlflowException
-
-    k = len(class_names)
-    try:
-        named = model.predict(pd.DataFrame(x.astype(np.float64), columns=SIGNAL_COLUMNS))
-        unnamed = model.predict(pd.DataFrame(np.c_[x.astype(np.float64), y]))
-    except Exception as exc:  # noqa: BLE001
-        return Check("smoke", False, f"prediction failed: {type(exc).__name__}: {exc}")
-    problems = []
-    if list(named.columns) != output_columns(k):
-        problems.append(f"columns {list(named.columns)}")
-    if len(named) != len(x):
-        problems.append(f"{len(named)} rows for {len(x)} beats")
-    if not problems:
-        p = named[[f"p_{j}" for j in range(k)]].to_numpy(np.float64)
-        if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-            problems.append("probabilities outside [0, 1]")
-        elif not np.allclose(p.sum(axis=1), 1.0, atol=PROBA_SUM_ATOL):
-            problems.append("probabilities do not sum to 1")
-        if (named["pred"].to_numpy() != p.argmax(axis=1)).any():
-            problems.append("pred is not the most probable class")
-        if list(named["pred_name"]) != [class_names[i] for i in named["pred"]]:
-            problems.append("pred_name does not match pred")
-        if not named.equals(unnamed):
-            problems.append("named and unnamed (188-column) input give different outputs")
-    bad = x[:1].astype(np.float64).copy()
-    bad[0, 0] = np.nan
-    try:
-        model.predict(bad)
-        problems.append("a NaN input was accepted")
-    except (MlflowException, ValueError):
-        pass
-    if problems:
-        return Check("smoke", False, "; ".join(problems))
-    return Check("smoke", True, f"{len(x)} beats predicted; NaN input refused")
-
-
-def check_latency(model: Any, beat: np.ndarray, repeats: int, limit_ms: float) -> Check:
-    """Median wall time of a single-beat prediction (after one warm-up call)."""
-    one = beat_frame(beat[None, :])
-    model.predict(one)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict(one)
-        times.append((time.perf_counter() - start) * 1000.0)
-    median = statistics.median(times)
-    return Check(
-        "latency",
-        median <= limit_ms,
-        f"median {median:.2f} ms over {repeats} single-beat calls (limit {limit_ms} ms)",
-    )
-
-
-def check_floors(metrics: dict[str, float], floors: dict[str, float]) -> Check:
-    """Every floored metric reaches its floor."""
-    low = [
-        f"{k} {metrics.get(k, float('nan')):.4f} < {v}"
-        for k, v in floors.items()
-        if not metrics.get(k, float("nan")) >= v
-    ]
-    if low:
-        return Check("floors", False, "; ".join(low))
-    return Check("floors", True, ", ".join(f"{k} >= {v}" for k, v in floors.items()) or "none set")
-
-
-def check_drift(challenger: ModelVersion, champion: ModelVersion | None, threshold: float) -> Check:
-    """Training data of the challenger vs the champion's (PSI, see :mod:`drift`)."""
-    if champion is None:
-        return Check("drift", True, "no champion to compare with")
-    ours = drift.from_tag(challenger.tags.get(drift.STATS_TAG))
-    if ours is None:
-        status = challenger.tags.get("ecgops.train_stats_status", "not recorded")
-        return Check(
-            "drift",
-            False,
-            f"no training statistics on version {challenger.version} ({status}); "
-            "re-register it with its training data present",
-        )
-    theirs = drift.from_tag(champion.tags.get(drift.STATS_TAG))
-    if theirs is None:
-        return Check("drift", True, f"champion version {champion.version} has no statistics")
-    report = drift.compare(theirs, ours, threshold)
-    return Check("drift", report.passed, report.message)
-
-
-def check_better(
-    metric: str, margin: float, challenger: Evaluation, champion: Evaluation | None
-) -> Check:
-    """The challenger beats the champion by more than the margin on the same data."""
-    if champion is None:
-        return Check("better", True, "no champion yet")
-    if champion.error:
-        return Check("better", True, f"champion cannot be evaluated ({champion.error})")
-    ours = challenger.metrics.get(metric, float("nan"))
-    theirs = champion.metrics.get(metric, float("nan"))
-    delta = ours - theirs
-    ok = bool(delta > margin)
-    return Check(
-        "better",
-        ok,
-        f"{metric} {ours:.4f} vs champion {theirs:.4f}: difference {delta:+.4f} "
-        f"{'>' if ok else '<='} margin {margin}",
-    )
-
-
-def run_checks(
-    cfg: Config,
-    task: str,
-    challenger: Evaluation,
-    champion: Evaluation | None,
-    x: np.ndarray,
-    y: np.ndarray,
-) -> list[Check]:
-    """All gate checks of the challenger (see the module docstring)."""
-    reg = cfg.registry
-    names = cfg.class_names(task)
-    metric = reg.select_metric
-    if challenger.error or challenger.model is None:
-        return [Check("load", False, challenger.error or "not loaded")]
-    model = challenger.model
-    n = min(reg.smoke_beats, len(x))
-    return [
-        Check("load", True, f"loaded version {challenger.version.version}"),
-        check_signature(model, task, names),
-        check_smoke(model, x[:n], y[:n], names),
-        Check(
-            "size",
-            challenger.size_mb <= reg.max_model_mb,
-            f"{challenger.size_mb:.2f} MB (limit {reg.max_model_mb} MB)",
-        ),
-        check_latency(model, x[0], reg.latency_repeats, reg.max_latency_ms),
-        check_floors(challenger.metrics, reg.floors.get(task, {})),
-        check_drift(
-            challenger.version, champion.version if champion else None, reg.drift_threshold
-        ),
-        check_better(metric, reg.margin, challenger, champion),
-    ]
 
 
 # ---- the gate ---------------------------------------------------------------------------------
 
 
 def promote(
-    cfg: Config, task: str, dry_run: bool = False, eval_data: BeatData | None = None
+    cfg: Config,
+    task: str,
+    dry_run: bool = False,
+    eval_data: BeatData | None = None,
+    kind: str = MORPHOLOGY,
 ) -> Decision:
     """Run the promotion gate for a task.
 
@@ -409,7 +177,9 @@ def promote(
         cfg: configuration.
         task: ``ptb`` or ``mitbih``.
         dry_run: decide and report, change nothing (no alias, tag or file).
-        eval_data: evaluation beats (default: the test part of ``splits.scheme``).
+        eval_data: evaluation beats (default: the task's sealed gate set).
+        kind: ``morphology`` (``ecgops-{task}``) or ``context`` (``ecgops-{task}-context``,
+            evaluated on the same beats with their RR context).
 
     Returns:
         The :class:`Decision` (also printed by the CLI).
@@ -419,11 +189,11 @@ def promote(
         RegistryError: the registry lock could not be taken.
     """
     client = mlflow_client(cfg)
-    name = registered_model_name(cfg, task)
+    name = registered_model_name(cfg, task, kind)
     if dry_run:
-        return _decide(cfg, client, task, name, True, eval_data)
+        return _decide(cfg, client, task, name, True, eval_data, kind)
     with registry_lock(cfg):
-        return _decide(cfg, client, task, name, False, eval_data)
+        return _decide(cfg, client, task, name, False, eval_data, kind)
 
 
 def _decide(
@@ -433,6 +203,7 @@ def _decide(
     name: str,
     dry_run: bool,
     eval_data: BeatData | None,
+    kind: str = MORPHOLOGY,
 ) -> Decision:
     metric = cfg.registry.select_metric
     challenger = alias_version(client, name, CHALLENGER)
@@ -463,15 +234,16 @@ def _decide(
         decision.reason = f"version {challenger.version} is already the champion"
         return decision
 
-    x, y, described = eval_data_for(cfg, task, eval_data)
+    x, y, groups, described = eval_data_for(cfg, task, eval_data, context=kind == CONTEXT)
     if len(x) == 0:
         raise RegistryError(f"{name}: the evaluation data is empty; cannot compare models")
     decision.eval_data = described
-    k = len(cfg.class_names(task))
     with tempfile.TemporaryDirectory(prefix="ecgops-gate-") as tmp:
-        ours = evaluate(name, challenger, x, y, k, Path(tmp))
-        theirs = evaluate(name, champion, x, y, k, Path(tmp)) if champion else None
-        decision.checks = run_checks(cfg, task, ours, theirs, x, y)
+        ours = evaluate(cfg, task, challenger, (x, y), Path(tmp))
+        theirs = evaluate(cfg, task, champion, (x, y), Path(tmp)) if champion else None
+        comparison = _compare(cfg, y, groups, ours, theirs)
+        decision.checks = run_checks(cfg, task, ours, theirs, x, y, comparison)
+    decision.comparison = comparison.to_dict() if comparison else {}
     decision.challenger_metrics = ours.metrics
     decision.champion_metrics = theirs.metrics if theirs else {}
     failed = [c for c in decision.checks if not c.passed]
@@ -495,9 +267,28 @@ def _decide(
         _move_aliases(client, name, challenger.version, champion.version if champion else None)
         decision.promoted = True
     _record(client, cfg, decision)
-    if decision.promoted:
+    if decision.promoted and kind == MORPHOLOGY:
         _write_card(cfg, task, challenger.version)
     return decision
+
+
+def decision_file(cfg: Config, task: str, name: str) -> Path:
+    """``<outputs>/registry/{task}.json``, ``{task}-context.json`` for the context model."""
+    suffix = name[len(cfg.experiment_name(task)) :]
+    return cfg.path("outputs") / "registry" / f"{task}{suffix}.json"
+
+
+def _compare(
+    cfg: Config, y: np.ndarray, groups: np.ndarray, ours: Evaluation, theirs: Evaluation | None
+) -> Comparison | None:
+    """Paired bootstrap comparison on the gate data (None when the challenger did not predict;
+    without the champion's predictions only the challenger's interval)."""
+    if ours.proba is None:
+        return None
+    champion = theirs.proba if theirs is not None else None
+    return compare(
+        y, groups, ours.proba, champion, cfg.registry.select_metric, cfg.registry.bootstrap
+    )
 
 
 def _move_aliases(client: MlflowClient, name: str, new: str, old: str | None) -> None:
@@ -544,13 +335,36 @@ def _record(client: MlflowClient, cfg: Config, decision: Decision) -> None:
         common[f"gate.challenger.{key}"] = f"{value:.6f}"
     for key, value in decision.champion_metrics.items():
         common[f"gate.champion.{key}"] = f"{value:.6f}"
+    common.update(_interval_tags(decision))
     roles = [(decision.challenger, "challenger"), (decision.champion, "champion")]
     for version, role in roles:
         if version is None:
             continue
         for key, value in {**common, "gate.role": role}.items():
             client.set_model_version_tag(decision.model, version, key, value)
-    write_json(decision.to_dict(), cfg.path("outputs") / "registry" / f"{decision.task}.json")
+    write_json(decision.to_dict(), decision_file(cfg, decision.task, decision.model))
+
+
+def _interval_tags(decision: Decision) -> dict[str, str]:
+    """``gate.{role}.{metric}_low/_high``, ``gate.difference.{metric}[_low/_high]``,
+    ``gate.bootstrap`` from the decision's comparison."""
+    c = decision.comparison
+    if not c:
+        return {}
+    metric = c["metric"]
+    out = {
+        "gate.bootstrap": json.dumps({k: c[k] for k in ("metric", "level", "resamples", "groups")}),
+    }
+    for role in ("challenger", "champion"):
+        if c.get(role):
+            out[f"gate.{role}.{metric}_low"] = f"{c[role]['low']:.6f}"
+            out[f"gate.{role}.{metric}_high"] = f"{c[role]['high']:.6f}"
+    if c.get("difference"):
+        d = c["difference"]
+        out[f"gate.difference.{metric}"] = f"{d['estimate']:.6f}"
+        out[f"gate.difference.{metric}_low"] = f"{d['low']:.6f}"
+        out[f"gate.difference.{metric}_high"] = f"{d['high']:.6f}"
+    return out
 
 
 def _write_card(cfg: Config, task: str, version: str) -> None:
@@ -565,7 +379,7 @@ def _write_card(cfg: Config, task: str, version: str) -> None:
 # ---- rollback ---------------------------------------------------------------------------------
 
 
-def rollback(cfg: Config, task: str) -> Decision:
+def rollback(cfg: Config, task: str, kind: str = MORPHOLOGY) -> Decision:
     """Restore the previous champion.
 
     The current champion loses the alias (it keeps its versions and tags); ``champion`` points
@@ -583,7 +397,7 @@ def rollback(cfg: Config, task: str) -> Decision:
         RegistryError: no champion, or no earlier champion to restore.
     """
     client = mlflow_client(cfg)
-    name = registered_model_name(cfg, task)
+    name = registered_model_name(cfg, task, kind)
     with registry_lock(cfg):
         current = alias_version(client, name, CHAMPION)
         previous = alias_version(client, name, PREVIOUS_CHAMPION)
@@ -622,6 +436,7 @@ def rollback(cfg: Config, task: str) -> Decision:
         stamp = decision.time
         client.set_model_version_tag(name, current.version, "gate.rolled_back_at", stamp)
         client.set_model_version_tag(name, previous.version, "gate.restored_at", stamp)
-        write_json(decision.to_dict(), cfg.path("outputs") / "registry" / f"{task}.json")
-    _write_card(cfg, task, previous.version)
+        write_json(decision.to_dict(), decision_file(cfg, task, name))
+    if kind == MORPHOLOGY:
+        _write_card(cfg, task, previous.version)
     return decision

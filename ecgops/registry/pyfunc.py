@@ -3,7 +3,11 @@
 A *predictor* is a picklable object with ``predict_proba(x: float32[n, 187]) -> float[n, k]``:
 an sklearn/imblearn pipeline, a feature pipeline, or a torch module wrapper. The pyfunc
 validates Kaggle-layout input rows (187 values, or 188 with an ignored label column) and
-returns ``pred``, ``pred_name`` and ``p_0 .. p_{k-1}``.
+returns ``pred``, ``pred_name`` and ``p_0 .. p_{k-1}``: one probability column for every class
+of the task, whatever classes the predictor saw in training (``p_j`` is class ``j``, mapped by
+the predictor's ``classes_`` label, 0 for a class it never saw). With a calibrator (fitted on
+the model's validation predictions, :mod:`ecgops.evaluation.calibration`) the probabilities
+are ``calibrator.transform`` of the predictor's: the model serves calibrated probabilities.
 
 Why the signature declares outputs only: MLflow 3 enforces an input schema *before* the model
 sees the data. A named schema (``x0 .. x186``) rejects the Kaggle layout's unnamed columns and
@@ -14,6 +18,16 @@ way through ``mlflow.pyfunc.load_model(...).predict`` and ``mlflow models serve`
 input is recorded in the model's metadata (``ecgops`` key) and checked by the promotion gate.
 Invalid input raises :class:`InputError`, an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``,
 so the scoring server answers HTTP 400 with our message.
+
+**Context models.** A model that reads the beats' RR context (``context_columns``, see
+:mod:`ecgops.features.context`) takes named rows: ``x0..x186`` and its context columns, which its
+predictor receives side by side, (n, 187 + c). Its metadata lists them
+(``ecgops.context_columns``, input layout :data:`CONTEXT_LAYOUT`) and its signature declares
+them as inputs. The model refuses rows without them (:func:`coerce_context`: an
+:class:`InputError` naming the missing columns, HTTP 400 when served); the signature marks them
+optional only because MLflow's own refusal of a missing required column quotes the whole
+input. Kaggle-layout rows have no context: they are for the morphology-only models, which
+ignore any extra columns, context included.
 """
 
 from __future__ import annotations
@@ -37,6 +51,8 @@ INPUT_TOLERANCE = 0.05
 """Default slack around [0, 1] for input values (float rounding in exported CSVs)."""
 INPUT_LAYOUT = "kaggle-187"
 """Name of the input contract recorded in the model metadata."""
+CONTEXT_LAYOUT = "beats-187+context"
+"""The input contract of a context model: named ``x0..x186`` and its context columns."""
 METADATA_KEY = "ecgops"
 PIP_PACKAGES = (
     "numpy",
@@ -155,12 +171,22 @@ def prediction_frame(proba: np.ndarray, class_names: list[str]) -> pd.DataFrame:
 
 
 def beat_frame(x: np.ndarray) -> pd.DataFrame:
-    """Beats as a DataFrame with columns ``x0..x186``.
+    """Beats as a DataFrame with columns ``x0..x186`` (and their context, if ``x`` has it).
 
     The named layout suits every model: ours (no input schema) and models logged with a named
-    ``x0..x186`` input schema, whose enforcement rejects plain arrays.
+    ``x0..x186`` input schema, whose enforcement rejects plain arrays. Rows of 187 values then
+    :data:`ecgops.features.context.ALL_CONTEXT_COLUMNS` (``register.as_xy(..., context=True)``)
+    get those names too: a context model reads its columns, any other model ignores them.
+
+    Raises:
+        ValueError: rows of another width.
     """
-    return pd.DataFrame(np.asarray(x, dtype=np.float64), columns=SIGNAL_COLUMNS)
+    from ecgops.features.context import ALL_CONTEXT_COLUMNS
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2 and x.shape[1] == BEAT_LEN + len(ALL_CONTEXT_COLUMNS):
+        return pd.DataFrame(x, columns=SIGNAL_COLUMNS + ALL_CONTEXT_COLUMNS)
+    return pd.DataFrame(x, columns=SIGNAL_COLUMNS)
 
 
 def output_columns(n_classes: int) -> list[str]:
@@ -183,30 +209,101 @@ class BeatClassifier(_python_model_base()):  # type: ignore[misc]
         task: str,
         class_names: list[str],
         tolerance: float = INPUT_TOLERANCE,
+        calibrator: Any | None = None,
+        context_columns: list[str] | None = None,
     ) -> None:
         self.predictor = predictor
         self.task = task
         self.class_names = list(class_names)
         self.tolerance = float(tolerance)
+        self.calibrator = calibrator  # maps the predictor's (n, k) probabilities, or None
+        self.context_columns = list(context_columns or [])  # read beside x0..x186, or none
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for validated beats, checked to be (n, k)."""
-        proba = np.asarray(self.predictor.predict_proba(x), dtype=np.float64)
-        expected = (len(x), len(self.class_names))
+        """Probabilities for validated beats: one column per class of the task, (n, k).
+
+        A predictor that knows its classes (``classes_``, as every sklearn/imblearn
+        estimator) is read by class label: a class missing from its training data gets
+        probability 0 in its own column. Other predictors (the torch nets, built with one
+        output per class of the task) must return k columns in label order.
+
+        Args:
+            x: validated beats (n, 187), then a context model's context columns.
+
+        Returns:
+            float64 probabilities (n, k).
+
+        Raises:
+            RuntimeError: the predictor's output cannot be mapped onto the task's classes.
+        """
+        k = len(self.class_names)
+        classes = getattr(self.predictor, "classes_", None)
+        if classes is not None:
+            from ecgops.models.classical import predict_proba_full
+
+            known = np.asarray(classes)
+            if not np.isin(known, np.arange(k)).all():
+                raise RuntimeError(f"predictor classes {known.tolist()} are not labels 0..{k - 1}")
+            proba = predict_proba_full(self.predictor, x, k)
+        else:
+            proba = np.asarray(self.predictor.predict_proba(x), dtype=np.float64)
+        expected = (len(x), k)
         if proba.shape != expected:
             raise RuntimeError(f"predictor returned shape {proba.shape}, expected {expected}")
+        calibrator = getattr(self, "calibrator", None)  # models pickled before calibration
+        if calibrator is not None:
+            proba = calibrator.transform(proba)
         return proba
 
     # The hint must be exactly ``pd.DataFrame``: MLflow infers no schema from it (and enforces
     # none), while other hints would be turned into a schema. Arrays and lists work as well.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Validate the rows and return class, class name and per-class probabilities."""
+        columns = getattr(self, "context_columns", [])  # models pickled before context
+        context = coerce_context(model_input, columns) if columns else None
         x = coerce_beats(model_input, self.tolerance)
+        if context is not None:
+            x = np.hstack([x, context])
         return prediction_frame(self.predict_proba(x), self.class_names)
 
 
-def model_signature(n_classes: int):
-    """The signature: no input schema (the model validates itself), the output columns."""
+def coerce_context(model_input: Any, columns: list[str], source: str = "input") -> np.ndarray:
+    """The context columns a context model reads, float32 (n, len(columns)).
+
+    Args:
+        model_input: the rows given to the model (a DataFrame with named columns).
+        columns: the model's context columns.
+        source: how to name the input in messages.
+
+    Returns:
+        The values in ``columns`` order.
+
+    Raises:
+        InputError: rows without (some of) the columns, e.g. the Kaggle layout, naming them;
+            or non-finite values.
+    """
+    from ecgops.features.context import context_error, context_values
+
+    if not isinstance(model_input, pd.DataFrame):
+        raise InputError(context_error(list(columns), source))
+    try:
+        return context_values(model_input, list(columns), source)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
+
+
+def model_signature(n_classes: int, context_columns: list[str] | None = None):
+    """The signature: the output columns; inputs only for a context model.
+
+    Args:
+        n_classes: number of classes (``p_0..p_{k-1}``).
+        context_columns: a context model's context columns: the inputs are then the named
+            ``x0..x186`` and these (double). None or empty: no input schema (the model
+            validates every layout itself, see the module docstring).
+
+    Returns:
+        The ``ModelSignature``.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -214,18 +311,36 @@ def model_signature(n_classes: int):
         [ColSpec("long", "pred"), ColSpec("string", "pred_name")]
         + [ColSpec("double", f"p_{j}") for j in range(n_classes)]
     )
-    return ModelSignature(inputs=None, outputs=outputs)
+    inputs = None
+    if context_columns:
+        # Declared optional: MLflow's own refusal of a missing required column quotes the whole
+        # input; the model refuses rows without its columns itself, naming them (coerce_context).
+        names = SIGNAL_COLUMNS + list(context_columns)
+        inputs = Schema([ColSpec("double", c, required=False) for c in names])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def model_metadata(task: str, class_names: list[str], tolerance: float) -> dict[str, Any]:
-    """What the promotion gate checks: task, classes and the input contract."""
+def model_metadata(
+    task: str,
+    class_names: list[str],
+    tolerance: float,
+    context_columns: list[str] | None = None,
+) -> dict[str, Any]:
+    """What the promotion gate checks: task, classes and the input contract.
+
+    ``context_columns`` (empty for morphology-only models) and ``needs_context`` say whether
+    the model reads the beats' RR context.
+    """
+    columns = list(context_columns or [])
     return {
         METADATA_KEY: {
             "task": task,
             "class_names": list(class_names),
-            "input_layout": INPUT_LAYOUT,
+            "input_layout": CONTEXT_LAYOUT if columns else INPUT_LAYOUT,
             "beat_len": BEAT_LEN,
             "tolerance": float(tolerance),
+            "needs_context": bool(columns),
+            "context_columns": columns,
         }
     }
 
@@ -237,6 +352,8 @@ def log_beat_model(
     example: np.ndarray,
     tolerance: float = INPUT_TOLERANCE,
     name: str = "model",
+    calibrator: Any | None = None,
+    context_columns: list[str] | None = None,
 ) -> Any:
     """Log ``predictor`` as a self-contained pyfunc model in the active MLflow run.
 
@@ -247,28 +364,42 @@ def log_beat_model(
         predictor: object with ``predict_proba``.
         task: ``ptb`` or ``mitbih``.
         class_names: names in label order.
-        example: a few beats (n, 187) used as the input example.
+        example: a few beats (n, 187) used as the input example; for a context model
+            (n, 187 + c), the beats then their ``context_columns``.
         tolerance: how far outside [0, 1] an input value may be.
         name: the logged model's name within the run.
+        calibrator: fitted on the model's validation predictions; the model then returns
+            ``calibrator.transform`` of the predictor's probabilities, and its metadata
+            records ``ecgops.calibration`` (the calibrator's ``describe()``).
+        context_columns: the RR context columns the predictor reads after ``x0..x186``
+            (None: a morphology-only model).
 
     Returns:
         MLflow's ModelInfo (``model_uri`` points at the logged model).
     """
     import mlflow.pyfunc
 
-    model = BeatClassifier(predictor, task, class_names, tolerance)
-    example_df = pd.DataFrame(np.asarray(example[:3], dtype=np.float64), columns=SIGNAL_COLUMNS)
+    columns = list(context_columns or [])
+    model = BeatClassifier(
+        predictor, task, class_names, tolerance, calibrator=calibrator, context_columns=columns
+    )
+    metadata = model_metadata(task, class_names, tolerance, columns)
+    if calibrator is not None:
+        metadata[METADATA_KEY]["calibration"] = calibrator.describe()
+    example_df = pd.DataFrame(
+        np.asarray(example[:3], dtype=np.float64), columns=SIGNAL_COLUMNS + columns
+    )
     with tempfile.TemporaryDirectory(prefix="ecgops-code-") as tmp:
         code = Path(tmp) / "ecgops"
         shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=model,
-            signature=model_signature(len(class_names)),
+            signature=model_signature(len(class_names), columns),
             input_example=example_df,
             code_paths=[str(code)],
             pip_requirements=_pip_requirements(),
-            metadata=model_metadata(task, class_names, tolerance),
+            metadata=metadata,
         )
 
 

@@ -1,15 +1,20 @@
 """Train and evaluate the classical models (LR, RF, LightGBM on raw beats or features).
 
 One call of :func:`train_classical` is one MLflow run ``{model}-{input}-{scheme}`` in the
-task's experiment: fit on the training part (optionally a stratified subsample), predict the
-validation and test parts, write the metrics/plots/figures with
-:func:`~ecgops.evaluation.results.save_evaluation` and log the fitted pipeline as a pyfunc
-model. For PTB's patient split the model is also cross-validated over the grouped folds (mean
+task's experiment, run by the shared template (:class:`~ecgops.training.run.TrainingRun`): fit
+on the training part (optionally a stratified subsample), predict the validation and test
+parts, write the metrics/plots/figures and log the fitted pipeline as a pyfunc model. When the
+split has grouped folds (PTB's patient split) the model is also cross-validated over them (mean
 ± std), because a single patient test part holds few MI patients.
 
 Feature pipelines look features up in ``data/features/{task}.parquet`` (the DVC stage) when it
 was built with the same settings, and compute the missing ones; test predictions always run
 the full pipeline from raw beats, so the prediction speed includes feature extraction.
+
+The context inputs ``raw+rr`` / ``features+rr`` (tasks with RR context) feed the pipeline each
+beat's samples beside its raw RR context (:mod:`ecgops.features.context`, normalised inside the
+pipeline as ``context.normalise`` says); their runs are tagged ``ecgops.needs_context = true``
+and log a model that reads ``x0..x186`` and the context columns.
 """
 
 from __future__ import annotations
@@ -25,23 +30,27 @@ import pandas as pd
 from ecgops.config import Config
 from ecgops.data.splits import stratified_subsample
 from ecgops.evaluation.metrics import classification_metrics
+from ecgops.features.context import model_context_columns, model_input
 from ecgops.features.tsfeatures import FeatureExtractor, load_cached_features
 from ecgops.io import write_json
+from ecgops.models import check_context_task, split_context
 from ecgops.models.classical import (
     IMBALANCE,
     INPUTS,
     MODELS,
+    ContextFeatures,
     build_pipeline,
     check_choice,
     describe_fit,
     head_and_tail,
     predict_proba_full,
 )
-from ecgops.schema import SIGNAL_COLUMNS, labels, signals
+from ecgops.paths import beat_table
+from ecgops.schema import BEAT_LEN, SIGNAL_COLUMNS, labels, signals
+from ecgops.training.run import MIN_SECONDS, TrainingRun
+from ecgops.training.selection import grid_groups, selection_folds, selection_score
 
 log = logging.getLogger(__name__)
-
-CV_METRICS = ("balanced_accuracy", "auroc", "accuracy", "macro_f1", "auprc")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +85,7 @@ class FeatureLookup:
         cached = load_cached_features(cfg, task, extractor)
         if cached is None:
             return
-        source = cfg.path("processed") / f"{task}.parquet"
+        source = beat_table(cfg, task)
         beats = signals(pd.read_parquet(source, columns=SIGNAL_COLUMNS))
         if len(beats) != len(cached):
             log.info(
@@ -125,16 +134,36 @@ class FeatureLookup:
         return out
 
 
-def _fit(pipeline: Any, x: np.ndarray, y: np.ndarray, lookup: FeatureLookup | None) -> None:
-    """Fit a pipeline on raw beats, using cached features for the extractor step if given."""
+def _head_features(head: Any, lookup: FeatureLookup, x: np.ndarray) -> np.ndarray:
+    """What the pipeline's feature step gives for ``x``, with the beats' features looked up.
+
+    ``x`` is raw beats (n, 187), or beats with their RR context (n, 187 + c) for a
+    :class:`~ecgops.models.classical.ContextFeatures` step (features beside the context).
+    """
+    step = head.steps[0][1]
+    if isinstance(step, ContextFeatures):
+        return step.combine(lookup(np.asarray(x)[:, :BEAT_LEN]), x)
+    return lookup(x)
+
+
+def _fit(
+    pipeline: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    lookup: FeatureLookup | None,
+    groups: np.ndarray | None = None,
+) -> None:
+    """Fit a pipeline on raw beats, using cached features for the extractor step if given
+    (``groups``: patients / records for a grouped LR grid search)."""
     head, tail = head_and_tail(pipeline)
+    params = {} if groups is None else {"clf__groups": groups}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*did not converge.*")
         warnings.filterwarnings("ignore", message=".*max_iter was reached.*")
         if head is not None and lookup is not None:
-            tail.fit(lookup(x), y)
+            tail.fit(_head_features(head, lookup, x), y, **params)
         else:
-            pipeline.fit(x, y)
+            pipeline.fit(x, y, **params)
 
 
 def _predict(
@@ -142,7 +171,7 @@ def _predict(
 ) -> np.ndarray:
     head, tail = head_and_tail(pipeline)
     if head is not None and lookup is not None:
-        return predict_proba_full(tail, lookup(x), n_classes)
+        return predict_proba_full(tail, _head_features(head, lookup, x), n_classes)
     return predict_proba_full(pipeline, x, n_classes)
 
 
@@ -176,26 +205,143 @@ def fit_predict(
     Returns:
         ``pipeline`` (fitted), ``proba`` (name → probabilities), ``timing``.
     """
-    n_classes = len(cfg.class_names(task))
-    pipeline = build_pipeline(cfg, model, input, n_classes, imbalance)
-    x_train, y_train = signals(train), labels(train)
+    trainer = ClassicalRun(cfg, task, cfg.splits.scheme, model, input, imbalance, lookup)
     start = time.perf_counter()
-    _fit(pipeline, x_train, y_train, lookup)
-    fit_s = time.perf_counter() - start
-    timing = {"fit_seconds": fit_s, "train_beats_per_s": len(train) / max(fit_s, 1e-9)}
+    pipeline = trainer.fit(train, train.iloc[:0], fold=None)
+    timing = trainer.fit_timing(pipeline, time.perf_counter() - start, len(train))
     proba: dict[str, np.ndarray] = {}
     for part, df in evaluate.items():
         if not len(df):
             continue
+        start = time.perf_counter()
+        proba[part] = trainer.predict(pipeline, df, timed=part == timed_part)
         if part == timed_part:
-            start = time.perf_counter()
-            proba[part] = predict_proba_full(pipeline, signals(df), n_classes)
             seconds = time.perf_counter() - start
             timing["predict_seconds"] = seconds
-            timing["predict_beats_per_s"] = len(df) / max(seconds, 1e-9)
-        else:
-            proba[part] = _predict(pipeline, signals(df), n_classes, lookup)
+            timing["predict_beats_per_s"] = len(df) / max(seconds, MIN_SECONDS)
     return {"pipeline": pipeline, "proba": proba, "timing": timing}
+
+
+class ClassicalRun(TrainingRun):
+    """One classical model on one split (the :class:`~ecgops.training.run.TrainingRun` hooks).
+
+    Args:
+        cfg: configuration.
+        task, scheme: the split.
+        model: ``lr``, ``rf`` or ``lgbm``.
+        input: ``raw`` or ``features``; ``raw+rr`` / ``features+rr`` beside the RR context
+            (:attr:`context_columns`, ``context.normalise``).
+        imbalance: ``smote``, ``class_weight`` or ``none``.
+        lookup: cached features (default: looked up for the ``features`` inputs).
+    """
+
+    family = "classical"
+
+    def __init__(
+        self,
+        cfg: Config,
+        task: str,
+        scheme: str,
+        model: str,
+        input: str,
+        imbalance: str,
+        lookup: FeatureLookup | None = None,
+    ) -> None:
+        cfg = classical_for_task(cfg, task)
+        super().__init__(cfg, task, scheme)
+        self.model, self.input, self.imbalance = model, input, imbalance
+        self.lookup = lookup
+        self.n_classes = len(cfg.class_names(task))
+        if split_context(input)[1]:
+            self.context_columns = model_context_columns(cfg.context.normalise)
+
+    @property
+    def name(self) -> str:
+        """``{model}-{input}``."""
+        return f"{self.model}-{self.input}"
+
+    def params(self, train: pd.DataFrame) -> dict[str, Any]:
+        """See :func:`run_params`."""
+        return run_params(self.cfg, self.model, self.input, self.imbalance)
+
+    def tags(self) -> dict[str, str]:
+        """Family, model, input and imbalance strategy."""
+        return {
+            "family": self.family,
+            "model": self.model,
+            "input": self.input,
+            "imbalance": self.imbalance,
+        }
+
+    def subsample(self, train: pd.DataFrame) -> pd.DataFrame:
+        """A stratified subsample of ``classical.max_train_rows``."""
+        return stratified_subsample(train, self.cfg.classical.max_train_rows, self.cfg.seed)
+
+    def prepare(self, parts: dict[str, pd.DataFrame], train: pd.DataFrame) -> None:
+        """The feature cache of the ``features`` input."""
+        if self.lookup is None:
+            self.lookup = _lookup(self.cfg, self.task, self.input)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, fold: int | None) -> Any:
+        """The fitted pipeline (the validation part is not used; the LR grid search's inner
+        folds are grouped by patient / record under the patient scheme)."""
+        lr_patient = self.model == "lr" and self.scheme == "patient"
+        groups = grid_groups(train, self.cfg.classical.lr.cv) if lr_patient else None
+        pipeline = build_pipeline(
+            self.cfg, self.model, self.input, self.n_classes, self.imbalance, groups is not None
+        )
+        _fit(pipeline, self.model_input(train), labels(train), self.lookup, groups)
+        return pipeline
+
+    def model_input(self, beats: pd.DataFrame) -> np.ndarray:
+        """The pipeline's input rows: beats (n, 187), beside their raw context for ``...+rr``."""
+        return model_input(beats, self.context_columns)
+
+    def predict(self, fitted: Any, beats: pd.DataFrame, timed: bool) -> np.ndarray:
+        """Timed: the full pipeline from raw beats; else with cached features."""
+        if timed:
+            return predict_proba_full(fitted, self.model_input(beats), self.n_classes)
+        return _predict(fitted, self.model_input(beats), self.n_classes, self.lookup)
+
+    def counts(self, parts: dict[str, pd.DataFrame], train: pd.DataFrame) -> dict[str, int]:
+        """Train (used and available), val and test rows."""
+        return {
+            "train": len(train),
+            "train_available": len(parts["train"]),
+            "val": len(parts["val"]),
+            "test": len(parts["test"]),
+        }
+
+    def extra(self, fitted: Any) -> dict[str, Any]:
+        """Model, input, imbalance, feature set and the fitted facts (also MLflow params)."""
+        import mlflow
+
+        facts = describe_fit(fitted)
+        if facts:
+            mlflow.log_params({f"fitted.{k}": v for k, v in facts.items()})
+        return {
+            "model": self.model,
+            "input": self.input,
+            "imbalance": self.imbalance,
+            "feature_set": self.cfg.features.set if self.input.startswith("features") else None,
+            "context_columns": self.context_columns,
+            "context_normalise": self.cfg.context.normalise if self.context_columns else None,
+            "fitted": facts,
+        }
+
+    def finish(self, fitted: Any, record: dict[str, Any], parts: dict[str, pd.DataFrame]) -> None:
+        """Log the fitted pipeline as the run's pyfunc model."""
+        from ecgops.registry.pyfunc import log_beat_model
+
+        class_names = self.cfg.class_names(self.task)
+        log_beat_model(
+            fitted,
+            self.task,
+            class_names,
+            example=self.model_input(parts["test"].iloc[:3]),
+            calibrator=self.calibrator,
+            context_columns=self.context_columns,
+        )
 
 
 def cross_validate_patients(
@@ -218,22 +364,7 @@ def cross_validate_patients(
         ``{metric}_mean`` / ``{metric}_std`` (sample std over folds) for balanced accuracy,
         AUROC, accuracy, macro F1 and AUPRC, ``folds`` and the per-fold balanced accuracies.
     """
-    from ecgops.data.splits import iter_patient_folds
-
-    per_fold: list[dict[str, float]] = []
-    for k, (train, _val, test) in enumerate(iter_patient_folds(cfg, task)):
-        train = stratified_subsample(train, cfg.classical.max_train_rows, cfg.seed)
-        fitted = fit_predict(cfg, task, model, input, imbalance, train, {"test": test}, lookup)
-        scores = classification_metrics(labels(test), fitted["proba"]["test"])
-        log.info("fold %d: balanced accuracy %.3f", k, scores["balanced_accuracy"])
-        per_fold.append(scores)
-    out: dict[str, Any] = {"folds": len(per_fold)}
-    for metric in CV_METRICS:
-        values = np.array([s[metric] for s in per_fold], dtype=np.float64)
-        out[f"{metric}_mean"] = float(np.nanmean(values))
-        out[f"{metric}_std"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
-    out["balanced_accuracy_folds"] = [float(s["balanced_accuracy"]) for s in per_fold]
-    return out
+    return ClassicalRun(cfg, task, "patient", model, input, imbalance, lookup).cross_validate()
 
 
 def run_params(cfg: Config, model: str, input: str, imbalance: str) -> dict[str, Any]:
@@ -248,9 +379,18 @@ def run_params(cfg: Config, model: str, input: str, imbalance: str) -> dict[str,
     }
     if imbalance == "smote":
         params["smote_k_neighbors"] = cfg.classical.smote_k_neighbors
-    if input == "features":
+    base, context = split_context(input)
+    if base == "features":
         params["features"] = cfg.features.model_dump()
+    if context:
+        params["context"] = cfg.context.model_dump()
+        params["rhythm"] = cfg.data.rhythm.model_dump(mode="json")
     return params
+
+
+def classical_for_task(cfg: Config, task: str) -> Config:
+    """The config with ``classical.per_task[task]`` applied to the ``classical`` section."""
+    return cfg.model_copy(update={"classical": cfg.classical.for_task(task)})
 
 
 def train_classical(
@@ -268,84 +408,27 @@ def train_classical(
         task: ``ptb`` or ``mitbih``.
         scheme: ``beat`` or ``patient``.
         model: ``lr``, ``rf`` or ``lgbm``.
-        input: ``raw`` or ``features``.
+        input: ``raw`` or ``features``, or ``raw+rr`` / ``features+rr`` (beside the RR
+            context; tasks with context only).
         imbalance: override of ``classical.imbalance``.
 
     Returns:
         The metrics record written to ``outputs/metrics/{task}/{scheme}/{model}-{input}.json``.
 
     Raises:
-        DataError: missing or stale beat table or split.
+        DataError: missing or stale beat table or split, or a table without RR context.
+        ValueError: an unknown model, input or imbalance, or a context input for ``ptb``.
     """
-    import mlflow
-
-    from ecgops.data.splits import load_split
-    from ecgops.evaluation.results import save_evaluation
-    from ecgops.registry.pyfunc import log_beat_model
-    from ecgops.tracking import start_run
-
     check_choice(model, MODELS, "model")
     check_choice(input, INPUTS, "input")
+    check_context_task(input, task)
+    cfg = classical_for_task(cfg, task)
     imbalance = check_choice(imbalance or cfg.classical.imbalance, IMBALANCE, "imbalance")
-    parts = load_split(cfg, task, scheme)
-    train = stratified_subsample(parts["train"], cfg.classical.max_train_rows, cfg.seed)
-    lookup = _lookup(cfg, task, input)
-    name = f"{model}-{input}"
-    class_names = cfg.class_names(task)
-    tags = {"family": "classical", "model": model, "input": input, "imbalance": imbalance}
-    params = run_params(cfg, model, input, imbalance)
-    with start_run(cfg, task, f"{name}-{scheme}", scheme=scheme, params=params, tags=tags):
-        fitted = fit_predict(
-            cfg,
-            task,
-            model,
-            input,
-            imbalance,
-            train,
-            {"val": parts["val"], "test": parts["test"]},
-            lookup,
-            timed_part="test",
-        )
-        cv = None
-        if task == "ptb" and scheme == "patient":
-            cv = cross_validate_patients(cfg, task, model, input, imbalance, lookup)
-        pipeline = fitted["pipeline"]
-        facts = describe_fit(pipeline)
-        if facts:
-            mlflow.log_params({f"fitted.{k}": v for k, v in facts.items()})
-        n = {
-            "train": len(train),
-            "train_available": len(parts["train"]),
-            "val": len(parts["val"]),
-            "test": len(parts["test"]),
-        }
-        record = save_evaluation(
-            cfg,
-            task=task,
-            scheme=scheme,
-            name=name,
-            family="classical",
-            y_test=labels(parts["test"]),
-            proba_test=fitted["proba"]["test"],
-            y_val=labels(parts["val"]) if len(parts["val"]) else None,
-            proba_val=fitted["proba"].get("val"),
-            timing=fitted["timing"],
-            n=n,
-            cv=cv,
-            extra={
-                "model": model,
-                "input": input,
-                "imbalance": imbalance,
-                "feature_set": cfg.features.set if input == "features" else None,
-                "fitted": facts,
-            },
-        )
-        log_beat_model(pipeline, task, class_names, example=signals(parts["test"])[:3])
-    return record
+    return ClassicalRun(cfg, task, scheme, model, input, imbalance).run()
 
 
 def _lookup(cfg: Config, task: str, input: str) -> FeatureLookup | None:
-    if input != "features":
+    if split_context(input)[0] != "features":
         return None
     return FeatureLookup(cfg, task, FeatureExtractor.from_config(cfg))
 
@@ -360,8 +443,10 @@ def compare_imbalance(
 ) -> dict[str, Any]:
     """SMOTE vs class weights vs nothing for one model, on the same split and seed.
 
-    The winner is chosen on the validation part's balanced accuracy (for PTB's patient split:
-    the grouped-CV mean, which is steadier); test figures are reported beside it. Writes
+    The winner is chosen on the validation part's balanced accuracy (when the split has grouped
+    folds: the mean over :func:`selection_folds`, grouped folds of the split's training and
+    validation patients only, so no fold holds a test or gate patient); test figures and the
+    grouped CV over every fold are reported beside it, never used to choose. Writes
     ``outputs/benchmarks/imbalance-{task}-{scheme}-{model}-{input}.json`` (not tracked as a
     model run).
 
@@ -374,38 +459,32 @@ def compare_imbalance(
         ``{"variants": {name: {"val": ..., "test": ..., "cv": ..., "fit_seconds": ...}},
         "winner": name, "selected_on": ...}``.
     """
-    from ecgops.data.splits import load_split
+    from ecgops.data.splits import has_folds
 
-    parts = load_split(cfg, task, scheme)
-    train = stratified_subsample(parts["train"], cfg.classical.max_train_rows, cfg.seed)
+    parts = ClassicalRun(cfg, task, scheme, model, input, variants[0]).load()
     lookup = _lookup(cfg, task, input)
-    use_cv = task == "ptb" and scheme == "patient"
+    use_cv = has_folds(cfg, task, scheme)
     results: dict[str, Any] = {}
+    train = parts["train"]
     for variant in variants:
-        fitted = fit_predict(
-            cfg,
-            task,
-            model,
-            input,
-            variant,
-            train,
-            {"val": parts["val"], "test": parts["test"]},
-            lookup,
-        )
-        entry: dict[str, Any] = {"fit_seconds": fitted["timing"]["fit_seconds"]}
+        trainer = ClassicalRun(cfg, task, scheme, model, input, variant, lookup)
+        train = trainer.subsample(parts["train"])
+        _, proba, timing = trainer.evaluate(parts, train, timed=False)
+        entry: dict[str, Any] = {"fit_seconds": timing["fit_seconds"]}
         for part in ("val", "test"):
-            if part in fitted["proba"]:
-                entry[part] = classification_metrics(labels(parts[part]), fitted["proba"][part])
+            if part in proba:
+                entry[part] = classification_metrics(labels(parts[part]), proba[part])
         if use_cv:
-            entry["cv"] = cross_validate_patients(cfg, task, model, input, variant, lookup)
+            entry["cv"] = trainer.cross_validate()  # reported only: its folds test every patient
+            entry["selection_cv"] = selection_score(trainer, selection_folds(cfg, task))
         results[variant] = entry
         log.info("%s: %s", variant, entry.get("val", {}).get("balanced_accuracy"))
-    selected_on = "cv.balanced_accuracy_mean" if use_cv else "val.balanced_accuracy"
+    selected_on = "selection_cv.balanced_accuracy_mean" if use_cv else "val.balanced_accuracy"
 
     def score(variant: str) -> float:
         entry = results[variant]
         if use_cv:
-            return entry["cv"]["balanced_accuracy_mean"]
+            return entry["selection_cv"]["balanced_accuracy_mean"]
         return entry.get("val", {}).get("balanced_accuracy", float("nan"))
 
     winner = max(variants, key=lambda v: -np.inf if np.isnan(score(v)) else score(v))

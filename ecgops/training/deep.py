@@ -1,22 +1,27 @@
 """Train and evaluate one deep model (LSTM, BiLSTM, CNN, residual CNN, transformer).
 
-One call of :func:`train_deep` is one MLflow run ``{model}-{scheme}`` in the task's experiment:
-the split's training part (a stratified subsample when ``deep.max_train_rows`` is set) trains
-the net with the engine's :func:`~ecgops.training.engine.fit`, its validation part early-stops
-and selects the epoch, and the test part is scored once. Metrics, DVC plots and figures are
-written by :func:`~ecgops.evaluation.results.save_evaluation`; the model is logged as a pyfunc
+One call of :func:`train_deep` is one MLflow run ``{model}-{scheme}`` in the task's experiment,
+run by the shared template (:class:`~ecgops.training.run.TrainingRun`): the split's training
+part (a stratified subsample when ``deep.max_train_rows`` is set) trains the net with the
+engine's :func:`~ecgops.training.engine.fit`, its validation part early-stops and selects the
+epoch, and the test part is scored once. The model is logged as a pyfunc
 (:class:`~ecgops.training.engine.TorchBeatPredictor`); the transformer also gets attention
-maps. For PTB's patient split the net is cross-validated over the grouped folds (mean ± std),
-because one patient test part holds few MI patients.
+maps. When the split has grouped folds (PTB's patient split) and ``deep.cv`` is on, the net is
+cross-validated over them (mean ± std), because one patient test part holds few MI patients.
 
 Checkpoints live in ``models/checkpoints/{task}/{scheme}/{model}/`` (``main/`` and
 ``fold{k}/``): a killed run resumes where it stopped, a finished one is not trained again.
+
+A configuration ``{net}+rr`` (``cnn+rr``, ``rescnn+rr``; tasks with RR context) is the net of
+``deep.archs[net]`` with ``context_dim``: each beat's RR context, normalised as
+``context.normalise`` says (:mod:`ecgops.features.context`), is concatenated after the
+convolutional encoder; the engine feeds ``(x, context)`` batches and the logged model reads
+``x0..x186`` and the context columns.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +30,12 @@ import pandas as pd
 
 from ecgops.config import Config
 from ecgops.data.splits import stratified_subsample
-from ecgops.schema import labels, signals
+from ecgops.features.context import model_context_columns, model_input
+from ecgops.models import check_context_task, deep_config_names, split_context
+from ecgops.schema import CONTEXT_COLUMNS, labels, signals
+from ecgops.training.run import TrainingRun
 
 log = logging.getLogger(__name__)
-
-CV_METRICS = ("balanced_accuracy", "auroc", "accuracy", "macro_f1", "auprc")
 
 
 def checkpoint_dir(cfg: Config, task: str, scheme: str, model_name: str) -> Path:
@@ -42,32 +48,38 @@ def task_config(cfg: Config, task: str) -> Config:
     return cfg.model_copy(update={"deep": cfg.deep.for_task(task)})
 
 
-def fit_kwargs(cfg: Config) -> dict[str, Any]:
-    """The engine settings of ``params.yaml`` ``deep`` as keyword arguments of ``fit``."""
-    d = cfg.deep
-    return {
-        "epochs": d.epochs,
-        "patience": d.patience,
-        "lr": d.lr,
-        "weight_decay": d.weight_decay,
-        "batch_size": d.batch_size,
-        "imbalance": d.imbalance,
-        "schedule": d.schedule,
-        "amp": d.amp,
-        "grad_clip": d.grad_clip,
-        "eval_batch_size": d.eval_batch_size,
-        "seed": cfg.seed,
-    }
+def arch_kwargs(cfg: Config, model_name: str) -> dict[str, Any]:
+    """The net's architecture arguments: ``deep.archs[net]``, with ``context_dim`` for
+    ``{net}+rr``."""
+    arch, context = split_context(model_name)
+    kwargs = dict(cfg.deep.archs[arch])
+    if context:
+        kwargs["context_dim"] = len(CONTEXT_COLUMNS)
+    return kwargs
 
 
 def run_params(cfg: Config, model_name: str) -> dict[str, Any]:
     """The params logged to MLflow for a deep run."""
-    return {
+    params = {
         "model": model_name,
-        "arch": cfg.deep.archs[model_name],
-        "deep": cfg.deep.model_dump(mode="json", exclude={"archs", "models", "per_task"}),
+        "arch": arch_kwargs(cfg, model_name),
+        "deep": cfg.deep.model_dump(mode="json", exclude={"archs", "per_task"}),
         "seed": cfg.seed,
     }
+    if split_context(model_name)[1]:
+        params["context"] = cfg.context.model_dump()
+        params["rhythm"] = cfg.data.rhythm.model_dump(mode="json")
+    return params
+
+
+def net_part(cfg: Config, beats: pd.DataFrame, context_columns: list[str]) -> tuple:
+    """``(x, y)`` of a beat table, or ``(x, y, context)`` (normalised) for a context net."""
+    if not context_columns:
+        return signals(beats), labels(beats)
+    from ecgops.features.context import context_values, normalise_context
+
+    context = normalise_context(context_values(beats, context_columns), cfg.context.normalise)
+    return signals(beats), labels(beats), context
 
 
 def train_net(
@@ -79,79 +91,181 @@ def train_net(
     ckpt: Path,
     device: Any,
     desc: str = "train",
+    context_columns: list[str] | None = None,
 ) -> tuple[Any, Any]:
     """Build a net from ``deep.archs`` (seeded) and fit it on beat tables.
+
+    Args:
+        cfg: configuration (``deep`` with the task's overrides applied).
+        model_name: a key of ``deep.archs``, or ``{net}+rr`` (with ``context_columns``).
+        n_classes: number of classes.
+        train, val: beat tables (training, early stopping).
+        ckpt: checkpoint folder of this fit.
+        device: where to train.
+        desc: progress label (also prefixes the MLflow epoch metrics unless ``train``).
+        context_columns: a context net's context columns (:func:`net_part`).
 
     Returns:
         (net with its best-validation weights, the engine's FitResult).
     """
     from ecgops.models.nets import build_net
-    from ecgops.training.engine import fit, set_seed
+    from ecgops.training.engine import FitOptions, LoopConfig, fit, set_seed
 
     set_seed(cfg.seed)
-    net = build_net(model_name, n_classes, **cfg.deep.archs[model_name])
+    net = build_net(split_context(model_name)[0], n_classes, **arch_kwargs(cfg, model_name))
+    columns = context_columns or []
     result = fit(
         net,
-        (signals(train), labels(train)),
-        (signals(val), labels(val)),
+        net_part(cfg, train, columns),
+        net_part(cfg, val, columns),
+        LoopConfig.from_deep(cfg),
         n_classes=n_classes,
-        checkpoint_dir=ckpt,
-        device=device,
-        desc=desc,
-        **fit_kwargs(cfg),
+        options=FitOptions(checkpoint_dir=ckpt, device=device, desc=desc),
     )
     return net, result
 
 
-def cross_validate(
-    cfg: Config,
-    task: str,
-    model_name: str,
-    device: Any,
-    reuse: tuple[dict[str, pd.DataFrame], np.ndarray] | None = None,
-) -> dict[str, Any]:
-    """Grouped (patient) cross-validation of a net: fit on each fold's training part.
+class DeepRun(TrainingRun):
+    """One net on one split (the :class:`~ecgops.training.run.TrainingRun` hooks).
 
     Args:
-        cfg: configuration.
-        task: a task with grouped folds (``ptb``).
-        model_name: the net.
-        device: where to train.
-        reuse: (parts, test probabilities) of a model already trained on the patient split;
-            a fold with exactly those parts reuses its predictions instead of training again.
-
-    Returns:
-        ``{metric}_mean`` / ``{metric}_std`` (sample std over folds), ``folds`` and the
-        per-fold balanced accuracies.
+        cfg: configuration (``deep.per_task[task]`` is applied here).
+        task, scheme: the split.
+        model_name: a key of ``deep.archs``, or ``{net}+rr`` (a context net).
     """
-    from ecgops.data.splits import iter_patient_folds
-    from ecgops.evaluation.metrics import classification_metrics
-    from ecgops.training.engine import predict_proba
 
-    cfg = task_config(cfg, task)
-    n_classes = len(cfg.class_names(task))
-    root = checkpoint_dir(cfg, task, "patient", model_name)
-    per_fold = []
-    for k, (train, val, test) in enumerate(iter_patient_folds(cfg, task)):
-        train = stratified_subsample(train, cfg.deep.max_train_rows, cfg.seed)
-        if reuse is not None and _same_parts(reuse[0], {"train": train, "val": val, "test": test}):
-            proba = reuse[1]
-            log.info("fold %d is the patient split itself: reusing its model", k)
-        else:
-            net, _ = train_net(
-                cfg, model_name, n_classes, train, val, root / f"fold{k}", device, desc=f"fold{k}"
+    family = "deep"
+    reuse_identical_fold = True
+
+    def __init__(self, cfg: Config, task: str, scheme: str, model_name: str) -> None:
+        super().__init__(task_config(cfg, task), task, scheme)
+        self.model_name = model_name
+        self.n_classes = len(cfg.class_names(task))
+        self.device: Any = None
+        if split_context(model_name)[1]:
+            self.context_columns = model_context_columns(cfg.context.normalise)
+
+    @property
+    def name(self) -> str:
+        """The net's name."""
+        return self.model_name
+
+    def subsample(self, train: pd.DataFrame) -> pd.DataFrame:
+        """A stratified subsample of ``deep.max_train_rows``."""
+        return stratified_subsample(train, self.cfg.deep.max_train_rows, self.cfg.seed)
+
+    def prepare(self, parts: dict[str, pd.DataFrame], train: pd.DataFrame) -> None:
+        """The device (and torch's thread count, ``deep.num_threads``)."""
+        from ecgops.training.engine import select_device
+
+        self.device = select_device(num_threads=self.cfg.deep.num_threads)
+
+    def params(self, train: pd.DataFrame) -> dict[str, Any]:
+        """See :func:`run_params`, plus the training rows."""
+        return {**run_params(self.cfg, self.model_name), "n_train": len(train)}
+
+    def tags(self) -> dict[str, str]:
+        """Family, model and device."""
+        return {"family": self.family, "model": self.model_name, "device": self.device.type}
+
+    def cv_enabled(self) -> bool:
+        """When the split has folds and ``deep.cv`` is on."""
+        return self.cfg.deep.cv and super().cv_enabled()
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, fold: int | None) -> Any:
+        """(net, FitResult), checkpointed in ``main/`` or ``fold{k}/``."""
+        sub, desc = ("main", "train") if fold is None else (f"fold{fold}", f"fold{fold}")
+        ckpt = checkpoint_dir(self.cfg, self.task, self.scheme, self.model_name) / sub
+        return train_net(
+            self.cfg, self.model_name, self.n_classes, train, val, ckpt, self.device, desc,
+            self.context_columns,
+        )  # fmt: skip
+
+    def predict(self, fitted: Any, beats: pd.DataFrame, timed: bool) -> np.ndarray:
+        """Probabilities in batches of ``deep.eval_batch_size``."""
+        from ecgops.training.engine import predict_proba
+
+        net, _ = fitted
+        x, _, *context = net_part(self.cfg, beats, self.context_columns)
+        batch = self.cfg.deep.eval_batch_size
+        return predict_proba(net, x, batch, self.device, context[0] if context else None)
+
+    def fit_timing(self, fitted: Any, seconds: float, n_train: int) -> dict[str, float]:
+        """The engine's own fit time (summed over resumed sessions) and training speed."""
+        _, result = fitted
+        return {"fit_seconds": result.seconds, "train_beats_per_s": result.train_beats_per_s}
+
+    def extra(self, fitted: Any) -> dict[str, Any]:
+        """Architecture, parameter count and the training facts (history also to MLflow)."""
+        import mlflow
+        import torch
+
+        net, result = fitted
+        n_parameters = sum(p.numel() for p in net.parameters())
+        mlflow.log_metric("n_parameters", n_parameters)
+        mlflow.log_dict({"history": result.history}, "history.json")
+        return {
+            "model": {
+                "arch": self.model_name,
+                "params": arch_kwargs(self.cfg, self.model_name),
+                "n_parameters": n_parameters,
+                "context_columns": self.context_columns,
+                "context_normalise": self.cfg.context.normalise if self.context_columns else None,
+            },
+            "training": {
+                "epochs_run": len(result.history),
+                "best_epoch": result.best_epoch,
+                "best_val_balanced_accuracy": result.best_score,
+                "stopped_early": result.stopped_early,
+                "resumed_from_epoch": result.resumed_from,
+                "device": self.device.type,
+                "threads": torch.get_num_threads(),
+                "imbalance": self.cfg.deep.imbalance,
+            },
+        }
+
+    def finish(self, fitted: Any, record: dict[str, Any], parts: dict[str, pd.DataFrame]) -> None:
+        """Log the pyfunc model; the transformer's attention maps."""
+        import mlflow
+
+        from ecgops.registry.pyfunc import log_beat_model
+        from ecgops.training.engine import TorchBeatPredictor
+
+        net, _ = fitted
+        cfg = self.cfg
+        x_te, y_te = signals(parts["test"]), labels(parts["test"])
+        predictor = TorchBeatPredictor(
+            split_context(self.model_name)[0],
+            arch_kwargs(cfg, self.model_name),
+            self.n_classes,
+            net.state_dict(),
+            batch_size=cfg.deep.eval_batch_size,
+            context_normalise=cfg.context.normalise if self.context_columns else None,
+        )
+        info = log_beat_model(
+            predictor,
+            self.task,
+            cfg.class_names(self.task),
+            example=model_input(parts["test"].iloc[:3], self.context_columns),
+            calibrator=self.calibrator,
+            context_columns=self.context_columns,
+        )
+        if self.model_name == "transformer":
+            from ecgops.evaluation.attention import save_attention_maps
+
+            record["attention"] = save_attention_maps(
+                cfg,
+                task=self.task,
+                scheme=self.scheme,
+                model=net,
+                x_test=x_te,
+                y_test=y_te,
+                proba_test=self.proba["test"],
+                name=self.model_name,
+                device=self.device,
             )
-            proba = predict_proba(net, signals(test), cfg.deep.eval_batch_size, device)
-        scores = classification_metrics(labels(test), proba)
-        log.info("fold %d: balanced accuracy %.3f", k, scores["balanced_accuracy"])
-        per_fold.append(scores)
-    out: dict[str, Any] = {"folds": len(per_fold)}
-    for metric in CV_METRICS:
-        values = np.array([s[metric] for s in per_fold], dtype=np.float64)
-        out[f"{metric}_mean"] = float(np.nanmean(values))
-        out[f"{metric}_std"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
-    out["balanced_accuracy_folds"] = [float(s["balanced_accuracy"]) for s in per_fold]
-    return out
+        record["model_uri"] = info.model_uri
+        record["mlflow_run_id"] = mlflow.active_run().info.run_id
 
 
 def train_deep(cfg: Config, task: str, scheme: str, model_name: str) -> dict[str, Any]:
@@ -161,7 +275,8 @@ def train_deep(cfg: Config, task: str, scheme: str, model_name: str) -> dict[str
         cfg: configuration (``deep`` section, with ``deep.per_task[task]`` applied).
         task: ``ptb`` or ``mitbih``.
         scheme: ``beat`` or ``patient``.
-        model_name: a key of ``deep.archs`` (lstm, bilstm, cnn, rescnn, transformer).
+        model_name: a key of ``deep.archs`` (lstm, bilstm, cnn, rescnn, transformer), or
+            ``cnn+rr`` / ``rescnn+rr`` (the net with the RR context; tasks with context only).
 
     Returns:
         The metrics record written to ``outputs/metrics/{task}/{scheme}/{model}.json`` plus
@@ -171,112 +286,11 @@ def train_deep(cfg: Config, task: str, scheme: str, model_name: str) -> dict[str
         DataError: the beat table or split is missing or stale.
         ValueError: unknown model name.
     """
-    import mlflow
-    import torch
-
-    from ecgops.data.splits import load_split
-    from ecgops.evaluation.results import save_evaluation
-    from ecgops.registry.pyfunc import log_beat_model
-    from ecgops.tracking import start_run
-    from ecgops.training.engine import TorchBeatPredictor, predict_proba, select_device
-
-    cfg = task_config(cfg, task)
-    if model_name not in cfg.deep.archs:
-        raise ValueError(
-            f"unknown deep model {model_name!r}; expected one of {sorted(cfg.deep.archs)}"
-        )
-    parts = load_split(cfg, task, scheme)
-    parts["train"] = stratified_subsample(parts["train"], cfg.deep.max_train_rows, cfg.seed)
-    class_names = cfg.class_names(task)
-    n_classes = len(class_names)
-    device = select_device(num_threads=cfg.deep.num_threads)
-    x_va, y_va = signals(parts["val"]), labels(parts["val"])
-    x_te, y_te = signals(parts["test"]), labels(parts["test"])
-    ckpt = checkpoint_dir(cfg, task, scheme, model_name)
-    params = run_params(cfg, model_name)
-    params["n_train"] = len(parts["train"])
-    tags = {"family": "deep", "model": model_name, "device": device.type}
-
-    with start_run(
-        cfg, task, f"{model_name}-{scheme}", scheme=scheme, params=params, tags=tags
-    ) as run:
-        net, result = train_net(
-            cfg, model_name, n_classes, parts["train"], parts["val"], ckpt / "main", device
-        )
-        n_parameters = sum(p.numel() for p in net.parameters())
-        proba_val = predict_proba(net, x_va, cfg.deep.eval_batch_size, device)
-        started = time.perf_counter()
-        proba_test = predict_proba(net, x_te, cfg.deep.eval_batch_size, device)
-        predict_seconds = time.perf_counter() - started
-
-        cv = None
-        if task == "ptb" and scheme == "patient" and cfg.deep.cv:
-            cv = cross_validate(cfg, task, model_name, device, reuse=(parts, proba_test))
-
-        timing = {
-            "fit_seconds": result.seconds,
-            "train_beats_per_s": result.train_beats_per_s,
-            "predict_seconds": predict_seconds,
-            "predict_beats_per_s": len(x_te) / max(predict_seconds, 1e-9),
-        }
-        extra = {
-            "model": {
-                "arch": model_name,
-                "params": cfg.deep.archs[model_name],
-                "n_parameters": n_parameters,
-            },
-            "training": {
-                "epochs_run": len(result.history),
-                "best_epoch": result.best_epoch,
-                "best_val_balanced_accuracy": result.best_score,
-                "stopped_early": result.stopped_early,
-                "resumed_from_epoch": result.resumed_from,
-                "device": device.type,
-                "threads": torch.get_num_threads(),
-                "imbalance": cfg.deep.imbalance,
-            },
-        }
-        mlflow.log_metric("n_parameters", n_parameters)
-        mlflow.log_dict({"history": result.history}, "history.json")
-        record = save_evaluation(
-            cfg,
-            task=task,
-            scheme=scheme,
-            name=model_name,
-            family="deep",
-            y_test=y_te,
-            proba_test=proba_test,
-            y_val=y_va,
-            proba_val=proba_val,
-            timing=timing,
-            n={k: len(v) for k, v in parts.items()},
-            cv=cv,
-            extra=extra,
-        )
-        predictor = TorchBeatPredictor(
-            model_name,
-            cfg.deep.archs[model_name],
-            n_classes,
-            net.state_dict(),
-            batch_size=cfg.deep.eval_batch_size,
-        )
-        info = log_beat_model(predictor, task, class_names, example=x_te[:3])
-        if model_name == "transformer":
-            from ecgops.evaluation.attention import save_attention_maps
-
-            record["attention"] = save_attention_maps(
-                cfg,
-                task=task,
-                scheme=scheme,
-                model=net,
-                x_test=x_te,
-                y_test=y_te,
-                proba_test=proba_test,
-                name=model_name,
-                device=device,
-            )
-        record["model_uri"] = info.model_uri
-        record["mlflow_run_id"] = run.info.run_id
+    names = deep_config_names(tuple(cfg.deep.archs))
+    if model_name not in names:
+        raise ValueError(f"unknown deep model {model_name!r}; expected one of {sorted(names)}")
+    check_context_task(model_name, task)
+    record = DeepRun(cfg, task, scheme, model_name).run()
     log.info(
         "%s/%s/%s: test balanced accuracy %.3f",
         task,
@@ -285,14 +299,3 @@ def train_deep(cfg: Config, task: str, scheme: str, model_name: str) -> dict[str
         record["test"]["balanced_accuracy"],
     )
     return record
-
-
-def _same_parts(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> bool:
-    """Whether two train/val/test cuts hold the same beats (keys and labels)."""
-    keys = ["record", "beat", "label"]
-    for part in ("train", "val", "test"):
-        if len(a[part]) != len(b[part]):
-            return False
-        if not a[part][keys].reset_index(drop=True).equals(b[part][keys].reset_index(drop=True)):
-            return False
-    return True

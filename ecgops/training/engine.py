@@ -6,7 +6,9 @@ checkpoint and control over which parameters train (transfer strategies A/B/C).
 
 * Device: CUDA when present, else CPU with every core (or ``deep.num_threads``).
 * Data: beats are small (n x 187 float32), so the tensors sit in (device) memory and batches are
-  index slices; a ``DataLoader`` with worker processes would only add copying on CPU.
+  index slices; a ``DataLoader`` with worker processes would only add copying on CPU. A part may
+  carry the beats' context, ``(x, y, context)``: the batches are then ``(x, context)`` and the
+  net is called as ``model(x, context=context)`` (the context nets, ``ecgops.models.nets``).
 * Order: each epoch's shuffle (or balanced sample) comes from its own generator seeded by
   (seed, epoch), so a resumed epoch sees exactly the batches it would have seen.
 * Imbalance: ``weighted_loss`` (inverse-frequency class weights in the cross-entropy),
@@ -19,20 +21,21 @@ checkpoint and control over which parameters train (transfer strategies A/B/C).
   scaler and RNG states, best weights and history; ``fit`` resumes from it when its fingerprint
   (model, initial weights, data, hyper-parameters) matches, and a finished run returns at once.
 * Mixed precision (bf16, or fp16 with a gradient scaler) only on CUDA.
+
+The loop's hyper-parameters are one :class:`LoopConfig` (``LoopConfig.from_deep(cfg)`` for the
+``deep`` section; the transfer track builds its own), the run's plumbing (checkpoint folder,
+trainable groups, device, callbacks) one :class:`FitOptions`. Checkpoint files are handled by
+:mod:`ecgops.training.checkpoint`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import logging
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,55 +43,42 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgops.io import atomic_path
+from ecgops.training import checkpoint
+from ecgops.training.checkpoint import CHECKPOINT_NAME, LoopState
+from ecgops.training.options import (
+    IMBALANCE_MODES,
+    SCHEDULES,
+    FitOptions,
+    FitResult,
+    LoopConfig,
+)
+from ecgops.training.predictor import (
+    TorchBeatPredictor,
+    autocast_dtype,
+    build_module,
+    evaluate_batches,
+    predict_proba,
+)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "last.pt"
-IMBALANCE_MODES = ("weighted_loss", "balanced_sampler", "none")
-SCHEDULES = ("cosine", "plateau")
-PLATEAU_FACTOR = 0.5  # plateau schedule: multiply the rate by this when the score stalls
-PLATEAU_PATIENCE = 1  # ... after this many epochs without improvement
 EPOCH_SEED_STRIDE = 1_000_003  # epoch generators: seed * stride + epoch
+VAL_BATCH_FACTOR = 4  # validation batches default to this many training batches
 
-
-@dataclass
-class FitResult:
-    """What a call to :func:`fit` did.
-
-    Attributes:
-        best_epoch: epoch (0-based) whose weights the model ends with.
-        best_score: its validation balanced accuracy.
-        history: one dict per epoch (train_loss, val_loss, val_balanced_accuracy, lr, seconds).
-        seconds: wall time of the whole fit, summed over resumed sessions.
-        train_beats_per_s: training beats processed per second of training steps.
-        stopped_early: True when patience ran out before ``epochs``.
-        resumed_from: epoch count found in the checkpoint (0 when started fresh).
-    """
-
-    best_epoch: int
-    best_score: float
-    history: list[dict]
-    seconds: float
-    train_beats_per_s: float
-    stopped_early: bool
-    resumed_from: int = 0
-
-
-@dataclass
-class _State:
-    epoch: int = 0  # epochs completed
-    best_epoch: int = -1
-    best_score: float = -math.inf
-    best_loss: float = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
-    finished: bool = False
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    train_seconds: float = 0.0
-    train_beats: int = 0
+__all__ = [
+    "CHECKPOINT_NAME",
+    "IMBALANCE_MODES",
+    "SCHEDULES",
+    "build_module",
+    "FitOptions",
+    "FitResult",
+    "LoopConfig",
+    "TorchBeatPredictor",
+    "fit",
+    "predict_proba",
+    "select_device",
+    "set_seed",
+]
 
 
 # ---- device and seeds ---------------------------------------------------------------------------
@@ -134,7 +124,7 @@ def set_seed(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-# ---- training -----------------------------------------------------------------------------------
+# ---- training ----------------------------------------------------------------------------------
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -152,175 +142,205 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
+Part = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Beats and labels, ``(x, y)``, or with the beats' context, ``(x, y, context)``."""
+
+
+class _Machine:
+    """The optimisation machinery of one fit: tensors, loss, optimizer, schedule, scaler."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loop: LoopConfig,
+        groups: list[dict],
+        n_classes: int,
+        device: torch.device,
+        train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+        val: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    ) -> None:
+        x_tr, y_tr, c_tr = train
+        self.model, self.loop, self.device = model, loop, device
+        self.n_train = len(x_tr)
+        self.x_va, self.y_va, self.c_va = val
+        self.xt, self.yt = torch.from_numpy(x_tr).to(device), torch.from_numpy(y_tr).to(device)
+        self.ct = None if c_tr is None else torch.from_numpy(c_tr).to(device)
+        weights = class_weights(y_tr, n_classes)
+        loss_weights = weights if loop.imbalance == "weighted_loss" else np.ones(n_classes)
+        self.criterion = nn.CrossEntropyLoss(
+            weight=torch.tensor(loss_weights, dtype=torch.float32, device=device)
+        )
+        self.sample_weights = (
+            torch.from_numpy(weights[y_tr]) if loop.imbalance == "balanced_sampler" else None
+        )
+        self.optimizer = torch.optim.AdamW(groups, lr=loop.lr, weight_decay=loop.weight_decay)
+        self.scheduler: Any
+        if loop.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=max(loop.epochs, 1)
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer,
+                mode="max",
+                factor=loop.plateau_factor,
+                patience=loop.plateau_patience,
+            )
+        self.autocast_dtype = autocast_dtype(device, loop.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+
+    @property
+    def stateful(self) -> tuple[Any, Any, Any]:
+        """Optimizer, scheduler and scaler (what a checkpoint saves beside the model)."""
+        return self.optimizer, self.scheduler, self.scaler
+
+    def train_epoch(self, epoch: int, desc: str) -> tuple[float, int]:
+        """One pass over the epoch's batches; returns (summed loss, beats seen)."""
+        loop, model = self.loop, self.model
+        order = _epoch_order(self.n_train, loop.seed, epoch, self.sample_weights).to(self.device)
+        model.train()
+        _keep_frozen_norms(model)
+        total_loss, seen = 0.0, 0
+        bar = _progress(
+            math.ceil(self.n_train / loop.batch_size), f"{desc} {epoch + 1}/{loop.epochs}"
+        )
+        for start in range(0, len(order), loop.batch_size):
+            idx = order[start : start + loop.batch_size]
+            if len(idx) < 2 <= seen:
+                break  # a last batch of one beat breaks batch-norm statistics: skip it
+            loss = self._step(self.xt[idx], self.yt[idx], None if self.ct is None else self.ct[idx])
+            total_loss += loss * len(idx)
+            seen += len(idx)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+        bar.close()
+        return total_loss, seen
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, cb: torch.Tensor | None) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        dtype = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = self.model(xb) if cb is None else self.model(xb, context=cb)
+            loss = self.criterion(logits, yb)
+        self.scaler.scale(loss).backward()
+        if self.loop.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.loop.grad_clip
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def validate(self) -> tuple[float, float, float]:
+        """Validation balanced accuracy and loss, and the rate used this epoch (then schedule)."""
+        loop = self.loop
+        proba, val_loss = evaluate_batches(
+            self.model,
+            self.x_va,
+            self.y_va,
+            self.criterion,
+            loop.eval_batch_size or VAL_BATCH_FACTOR * loop.batch_size,
+            self.device,
+            self.autocast_dtype,
+            context=self.c_va,
+        )
+        score = balanced_accuracy(self.y_va, proba.argmax(axis=1))
+        current_lr = self.optimizer.param_groups[0]["lr"]
+        if loop.schedule == "cosine":
+            self.scheduler.step()
+        else:
+            self.scheduler.step(score)
+        return score, val_loss, current_lr
+
+
+def _end_epoch(
+    state: LoopState, model: nn.Module, loop: LoopConfig, record: dict, seen: int, train_s: float
+) -> None:
+    """Book one finished epoch: best weights, patience, history and counters."""
+    score, val_loss = record["val_balanced_accuracy"], record["val_loss"]
+    improved = score > state.best_score or (
+        score == state.best_score and val_loss < state.best_loss
+    )
+    if improved:
+        state.best_score, state.best_loss, state.best_epoch = score, val_loss, record["epoch"]
+        state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state.bad_epochs = 0
+    else:
+        state.bad_epochs += 1
+    state.history.append(record)
+    state.epoch = record["epoch"] + 1
+    state.train_seconds += train_s
+    state.train_beats += seen
+    state.stopped_early = state.bad_epochs >= loop.patience and state.epoch < loop.epochs
+    state.finished = state.stopped_early or state.epoch >= loop.epochs
+
+
 def fit(
     model: nn.Module,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
+    train: Part,
+    val: Part,
+    loop: LoopConfig,
     *,
-    epochs: int,
-    patience: int,
-    lr: float,
-    weight_decay: float,
-    batch_size: int,
-    imbalance: str,
-    seed: int,
     n_classes: int,
-    checkpoint_dir: Path | None = None,
-    param_groups: list[dict] | None = None,
-    device: torch.device | None = None,
-    log_mlflow: bool = True,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    desc: str = "train",
-    schedule: str = "cosine",
-    amp: bool = True,
-    grad_clip: float | None = None,
-    eval_batch_size: int | None = None,
+    options: FitOptions | None = None,
 ) -> FitResult:
     """Train ``model`` in place and leave it with its best-validation weights.
 
     Args:
-        model: the net; called as ``model(x)`` on (batch, 187) float32 beats, returns logits.
-        train: (x, y) training beats (n, 187) float32 and labels (n,) int.
-        val: (x, y) validation beats and labels (early stopping and model selection).
-        epochs: maximum epochs.
-        patience: stop after this many epochs without a better validation balanced accuracy.
-        lr: learning rate (AdamW), the default of groups that set none.
-        weight_decay: AdamW weight decay.
-        batch_size: training batch size.
-        imbalance: ``weighted_loss``, ``balanced_sampler`` or ``none``.
-        seed: seeds python/numpy/torch and every epoch's shuffle.
+        model: the net; called as ``model(x)`` on (batch, 187) float32 beats, returns logits
+            (with context: ``model(x, context=c)``).
+        train: (x, y) training beats (n, 187) float32 and labels (n,) int, or (x, y, context)
+            with the beats' context (n, c) float32.
+        val: validation beats and labels (early stopping and model selection), with their
+            context when ``train`` has it.
+        loop: the loop's hyper-parameters.
         n_classes: number of classes (labels are 0..n_classes-1).
-        checkpoint_dir: where ``last.pt`` is written every epoch and resumed from.
-        param_groups: optimizer groups (``{"params": [...], "lr": ...}``); default every
-            parameter with ``requires_grad``. Frozen parameters are dropped from the groups and
-            batch-norm layers whose parameters are all frozen keep their running statistics.
-        device: default :func:`select_device`.
-        log_mlflow: log per-epoch metrics to the active MLflow run (if one is active).
-        on_epoch: called as ``on_epoch(epoch, record)`` after each epoch's checkpoint.
-        desc: progress-bar label; also prefixes the MLflow metric names unless ``"train"``.
-        schedule: ``cosine`` or ``plateau``.
-        amp: mixed precision on CUDA (ignored on CPU).
-        grad_clip: clip the gradient norm to this value (None: no clipping).
-        eval_batch_size: validation batch size (default ``4 * batch_size``).
+        options: checkpoint folder, trainable groups, device, logging and callbacks.
 
     Returns:
         A :class:`FitResult`.
+
+    Raises:
+        ValueError: bad arrays or labels, an unknown mode, or no trainable parameter.
     """
     started = time.perf_counter()
-    x_tr, y_tr = _check_xy(train, n_classes, "train")
-    x_va, y_va = _check_xy(val, n_classes, "val")
-    if imbalance not in IMBALANCE_MODES:
-        raise ValueError(f"imbalance must be one of {IMBALANCE_MODES}, got {imbalance!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    set_seed(seed)
-    device = device or select_device()
+    options = options or FitOptions()
+    x_tr, y_tr = _check_xy(train[:2], n_classes, "train")
+    x_va, y_va = _check_xy(val[:2], n_classes, "val")
+    c_tr, c_va = _check_context(train, val)
+    loop.check()
+    set_seed(loop.seed)
+    device = options.device or select_device()
     model.to(device)
-    groups = _trainable_groups(model, param_groups)
-    fingerprint = _fingerprint(
-        model,
-        (x_tr, y_tr, x_va, y_va),
-        groups,
-        dict(
-            epochs=epochs,
-            patience=patience,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            imbalance=imbalance,
-            seed=seed,
-            n_classes=n_classes,
-            schedule=schedule,
-            grad_clip=grad_clip,
-            amp=amp,
-            device=device.type,
-        ),
+    groups = _trainable_groups(model, options.param_groups)
+    arrays = (x_tr, y_tr, x_va, y_va) + (() if c_tr is None else (c_tr, c_va))
+    run_id = checkpoint.fingerprint(
+        model, arrays, groups, loop.fingerprint_params(n_classes, device)
+    )
+    machine = _Machine(
+        model, loop, groups, n_classes, device, (x_tr, y_tr, c_tr), (x_va, y_va, c_va)
     )
 
-    xt, yt = torch.from_numpy(x_tr).to(device), torch.from_numpy(y_tr).to(device)
-    weights = class_weights(y_tr, n_classes)
-    loss_weights = weights if imbalance == "weighted_loss" else np.ones(n_classes)
-    criterion = nn.CrossEntropyLoss(
-        weight=torch.tensor(loss_weights, dtype=torch.float32, device=device)
-    )
-    sample_weights = torch.from_numpy(weights[y_tr]) if imbalance == "balanced_sampler" else None
-
-    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-    scheduler: Any
-    if schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    else:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
-        )
-    autocast_dtype = _autocast_dtype(device, amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
-
-    state = _State()
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+    state = LoopState()
+    ckpt_path = Path(options.checkpoint_dir) / CHECKPOINT_NAME if options.checkpoint_dir else None
     if ckpt_path is not None and ckpt_path.exists():
-        _resume(ckpt_path, fingerprint, state, model, optimizer, scheduler, scaler)
+        checkpoint.resume(ckpt_path, run_id, state, model, *machine.stateful)
     resumed_from = state.epoch
-    mlflow = _mlflow_if_active(log_mlflow)
+    mlflow = _mlflow_if_active(options.log_mlflow)
+    desc = options.desc
     prefix = "epoch" if desc == "train" else f"{desc}_epoch"
     if mlflow is not None and state.history:
         for record in state.history:  # a resumed run carries the earlier epochs' curves
             mlflow.log_metrics(_epoch_metrics(record, prefix), step=record["epoch"])
     session_start = time.perf_counter() - started
-    n_batches = math.ceil(len(x_tr) / batch_size)
 
-    while not state.finished and state.epoch < epochs:
+    while not state.finished and state.epoch < loop.epochs:
         epoch = state.epoch
         epoch_start = time.perf_counter()
-        order = _epoch_order(len(x_tr), seed, epoch, sample_weights).to(device)
-        model.train()
-        _keep_frozen_norms(model)
-        total_loss, seen = 0.0, 0
-        bar = _progress(n_batches, f"{desc} {epoch + 1}/{epochs}")
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            if len(idx) < 2 <= seen:
-                break  # a last batch of one beat breaks batch-norm statistics: skip it
-            xb, yb = xt[idx], yt[idx]
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(
-                device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-            ):
-                loss = criterion(model(xb), yb)
-            scaler.scale(loss).backward()
-            if grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(
-                    [p for g in optimizer.param_groups for p in g["params"]], grad_clip
-                )
-            scaler.step(optimizer)
-            scaler.update()
-            total_loss += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            bar.update(1)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
-        bar.close()
+        total_loss, seen = machine.train_epoch(epoch, desc)
         train_seconds = time.perf_counter() - epoch_start
-
-        proba, val_loss = _evaluate(
-            model, x_va, y_va, criterion, eval_batch_size or 4 * batch_size, device, autocast_dtype
-        )
-        score = balanced_accuracy(y_va, proba.argmax(axis=1))
-        current_lr = optimizer.param_groups[0]["lr"]
-        if schedule == "cosine":
-            scheduler.step()
-        else:
-            scheduler.step(score)
-
-        improved = score > state.best_score or (
-            score == state.best_score and val_loss < state.best_loss
-        )
-        if improved:
-            state.best_score, state.best_loss, state.best_epoch = score, val_loss, epoch
-            state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state.bad_epochs = 0
-        else:
-            state.bad_epochs += 1
+        score, val_loss, current_lr = machine.validate()
         record = {
             "epoch": epoch,
             "train_loss": total_loss / max(seen, 1),
@@ -329,29 +349,24 @@ def fit(
             "lr": current_lr,
             "seconds": time.perf_counter() - epoch_start,
         }
-        state.history.append(record)
-        state.epoch = epoch + 1
-        state.train_seconds += train_seconds
-        state.train_beats += seen
-        state.stopped_early = state.bad_epochs >= patience and state.epoch < epochs
-        state.finished = state.stopped_early or state.epoch >= epochs
+        _end_epoch(state, model, loop, record, seen, train_seconds)
         state.seconds += time.perf_counter() - epoch_start + session_start
         session_start = 0.0
         log.info(
             "%s epoch %d/%d: loss %.4f, val loss %.4f, val balanced accuracy %.4f",
             desc,
             epoch + 1,
-            epochs,
+            loop.epochs,
             record["train_loss"],
             val_loss,
             score,
         )
         if ckpt_path is not None:
-            _save(ckpt_path, fingerprint, state, model, optimizer, scheduler, scaler)
+            checkpoint.save(ckpt_path, run_id, state, model, *machine.stateful)
         if mlflow is not None:
             mlflow.log_metrics(_epoch_metrics(record, prefix), step=epoch)
-        if on_epoch is not None:
-            on_epoch(epoch, dict(record))
+        if options.on_epoch is not None:
+            options.on_epoch(epoch, dict(record))
 
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
@@ -366,99 +381,6 @@ def fit(
         stopped_early=state.stopped_early,
         resumed_from=resumed_from,
     )
-
-
-def predict_proba(
-    model: nn.Module, x: np.ndarray, batch_size: int, device: torch.device | None = None
-) -> np.ndarray:
-    """Class probabilities of ``model`` for beats ``x`` (n, 187), computed in batches.
-
-    Args:
-        model: the net (its train/eval mode is restored afterwards).
-        x: beats, float32 (n, 187).
-        batch_size: beats per forward pass.
-        device: default: where the model's parameters are.
-
-    Returns:
-        float64 probabilities, shape (n, n_classes).
-    """
-    device = device or next(model.parameters()).device
-    model.to(device)
-    proba, _ = _evaluate(
-        model,
-        np.asarray(x, dtype=np.float32),
-        None,
-        None,
-        batch_size,
-        device,
-        _autocast_dtype(device, True),
-    )
-    return proba
-
-
-# ---- the registry's torch predictor -------------------------------------------------------------
-
-
-class TorchBeatPredictor:
-    """A picklable predictor (``predict_proba``) that rebuilds a net on CPU from its weights.
-
-    Pickles only the architecture name, its arguments and the weights (CPU tensors), so the
-    MLflow pyfunc model stays small and independent of the training device.
-
-    Args:
-        arch: a registered net name (``ecgops.models.nets.NETS``) or ``"module:function"``
-            returning a module when called as ``function(n_classes=..., **arch_kwargs)``.
-        arch_kwargs: architecture parameters.
-        n_classes: number of classes.
-        state_dict: trained weights.
-        batch_size: beats per forward pass at prediction time.
-    """
-
-    def __init__(
-        self,
-        arch: str,
-        arch_kwargs: dict[str, Any],
-        n_classes: int,
-        state_dict: dict[str, torch.Tensor],
-        batch_size: int = 1024,
-    ) -> None:
-        self.arch = arch
-        self.arch_kwargs = dict(arch_kwargs)
-        self.n_classes = int(n_classes)
-        self.state_dict = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
-        self.batch_size = int(batch_size)
-        self._net: nn.Module | None = None
-
-    def build(self) -> nn.Module:
-        """The net with its trained weights, on CPU in eval mode (built once, then cached)."""
-        if self._net is None:
-            net = build_module(self.arch, self.n_classes, self.arch_kwargs)
-            net.load_state_dict(self.state_dict)
-            self._net = net.eval()
-        return self._net
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, n_classes) for beats ``x`` (n, 187)."""
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2:
-            raise ValueError(f"expected beats of shape (n, 187), got {x.shape}")
-        return predict_proba(self.build(), x, self.batch_size, torch.device("cpu"))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_net"] = None
-        return state
-
-
-def build_module(arch: str, n_classes: int, arch_kwargs: dict[str, Any]) -> nn.Module:
-    """Build a registered net, or call ``"module:function"`` with ``n_classes`` and kwargs."""
-    if ":" in arch:
-        module_name, func_name = arch.split(":", 1)
-        builder = getattr(importlib.import_module(module_name), func_name)
-        return builder(n_classes=n_classes, **arch_kwargs)
-    from ecgops.models.nets import build_net
-
-    return build_net(arch, n_classes, **arch_kwargs)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -477,6 +399,28 @@ def _check_xy(data: tuple[np.ndarray, np.ndarray], n_classes: int, part: str):
     if not np.isfinite(x).all():
         raise ValueError(f"{part}: NaN or infinite values in the beats")
     return x, y
+
+
+def _check_context(train: Part, val: Part) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The parts' context (float32 copies), both or neither; checked against their beats."""
+    if (len(train) == 3) != (len(val) == 3):
+        raise ValueError("give the beats' context for both the train and the val part, or neither")
+    if len(train) == 2:
+        return None, None
+    out = []
+    for part, data in (("train", train), ("val", val)):
+        context = np.array(data[2], dtype=np.float32, order="C")
+        if context.ndim != 2 or len(context) != len(data[0]):
+            raise ValueError(f"{part}: expected context (n, c) for {len(data[0])} beats, got "
+                             f"{context.shape}")  # fmt: skip
+        if not np.isfinite(context).all():
+            raise ValueError(f"{part}: NaN or infinite values in the context")
+        out.append(context)
+    if out[0].shape[1] != out[1].shape[1]:
+        raise ValueError(
+            f"train and val context widths differ: {out[0].shape[1]}, {out[1].shape[1]}"
+        )
+    return out[0], out[1]
 
 
 def _trainable_groups(model: nn.Module, param_groups: list[dict] | None) -> list[dict]:
@@ -510,55 +454,6 @@ def _epoch_order(
     return torch.multinomial(sample_weights, n, replacement=True, generator=gen)
 
 
-def _autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _evaluate(
-    model: nn.Module,
-    x: np.ndarray,
-    y: np.ndarray | None,
-    criterion: nn.Module | None,
-    batch_size: int,
-    device: torch.device,
-    autocast_dtype: torch.dtype | None,
-) -> tuple[np.ndarray, float]:
-    was_training = model.training
-    model.eval()
-    probas, loss_sum = [], 0.0
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(x), batch_size):
-                xb = torch.tensor(x[start : start + batch_size], device=device)
-                with torch.autocast(
-                    device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-                ):
-                    logits = model(xb).float()
-                if criterion is not None and y is not None:
-                    yb = torch.tensor(y[start : start + batch_size], device=device)
-                    loss_sum += float(_summed_loss(criterion, logits, yb))
-                probas.append(torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64))
-    finally:
-        model.train(was_training)
-    proba = np.concatenate(probas) if probas else np.zeros((0, 0))
-    if y is None or criterion is None:
-        return proba, float("nan")
-    weight = criterion.weight
-    total = (
-        float(weight[torch.from_numpy(y).to(weight.device)].sum())
-        if weight is not None
-        else float(len(y))
-    )
-    return proba, loss_sum / max(total, 1e-12)
-
-
-def _summed_loss(criterion: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The criterion's loss summed over the batch (weighted means combine exactly)."""
-    return nn.functional.cross_entropy(logits, y, weight=criterion.weight, reduction="sum")
-
-
 def _epoch_metrics(record: dict, prefix: str) -> dict[str, float]:
     return {
         f"{prefix}_{k}": float(v)
@@ -576,88 +471,3 @@ def _progress(total: int, desc: str):
 def _mlflow_if_active(log_mlflow: bool):
     mlflow = sys.modules.get("mlflow") if log_mlflow else None  # not imported: no active run
     return mlflow if mlflow is not None and mlflow.active_run() is not None else None
-
-
-def _fingerprint(
-    model: nn.Module,
-    arrays: tuple[np.ndarray, ...],
-    groups: list[dict],
-    hparams: dict[str, Any],
-) -> str:
-    """Identity of a training run: checkpoints of another run are never resumed."""
-    h = hashlib.sha256()
-    h.update(repr(model).encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for name, p in model.named_parameters():
-        h.update(f"{name}:{p.requires_grad}".encode())
-    for arr in arrays:
-        h.update(np.ascontiguousarray(arr).tobytes())
-    ids = {id(p): name for name, p in model.named_parameters()}
-    for group in groups:
-        names = [ids.get(id(p), "?") for p in group["params"]]
-        extras = {k: v for k, v in group.items() if k != "params"}
-        h.update(repr((names, sorted(extras.items()))).encode())
-    h.update(repr(sorted(hparams.items())).encode())
-    return h.hexdigest()
-
-
-def _rng_states() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    py = states["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _save(path, fingerprint, state, model, optimizer, scheduler, scaler) -> None:
-    payload = {
-        "fingerprint": fingerprint,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": _rng_states(),
-        "state": {k: v for k, v in vars(state).items() if k != "best_state"},
-        "best_state": state.best_state,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _resume(path, fingerprint, state, model, optimizer, scheduler, scaler) -> None:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a corrupt checkpoint means: start again
-        log.warning("%s: unreadable checkpoint (%s); training from scratch", path, exc)
-        return
-    if payload.get("fingerprint") != fingerprint:
-        log.warning(
-            "%s: checkpoint of another run (model, data or params differ); training from scratch",
-            path,
-        )
-        return
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    scaler.load_state_dict(payload["scaler"])
-    for key, value in payload["state"].items():
-        setattr(state, key, value)
-    state.best_state = payload["best_state"]
-    _set_rng_states(payload["rng"])
-    log.info("%s: resuming after epoch %d", path, state.epoch)

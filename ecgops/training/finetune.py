@@ -7,25 +7,30 @@
 - ``scratch``: the same architecture from random initialisation, trained like ``B`` (baseline).
 
 Each fine-tune is one MLflow run in ``ecgops-ptb`` tagged with its lineage (the pretraining
-run id, the encoder file and its sha256); its evaluation is ``transfer-{encoder}-{strategy}``
-(``transfer-scratch``) and its model is logged as a pyfunc. On the patient scheme the same
-recipe is also run on every grouped fold (mean and std of the test balanced accuracy).
+run id, the encoder file and its sha256), run by the shared template
+(:class:`~ecgops.training.run.TrainingRun`); its evaluation is ``transfer-{encoder}-{strategy}``
+(``transfer-scratch``) and its model is logged as a pyfunc. When the split has grouped folds
+(PTB's patient scheme) the same recipe is also run on every fold (mean and std of the test
+metrics).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ecgops.config import Config
 from ecgops.models.encoder import Classifier, Encoder
+from ecgops.schema import labels, signals
+from ecgops.training.options import LoopConfig
+from ecgops.training.run import MIN_SECONDS, TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +82,8 @@ def run_phases(
     phases: list[Phase],
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
+    loop: LoopConfig,
     *,
-    patience: int,
-    weight_decay: float,
-    batch_size: int,
-    imbalance: str,
-    seed: int,
     n_classes: int,
     device: torch.device | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
@@ -94,7 +95,8 @@ def run_phases(
         model: encoder + head.
         phases: from :func:`strategy_phases`.
         train, val: (beats, labels) arrays.
-        patience, weight_decay, batch_size, imbalance, seed, n_classes: passed to ``fit``.
+        loop: the loop settings; each phase sets its own ``epochs`` and ``lr``.
+        n_classes: number of classes.
         device: where to train.
         on_epoch: called as ``on_epoch(global_epoch, metrics)``; ``metrics['phase']`` names the
             phase (epochs count on across phases).
@@ -103,7 +105,7 @@ def run_phases(
     Returns:
         The engine's ``FitResult`` of every phase.
     """
-    from ecgops.training.engine import fit
+    from ecgops.training.engine import FitOptions, fit
 
     results, offset = [], 0
     for phase in phases:
@@ -113,23 +115,11 @@ def run_phases(
             if on_epoch is not None:
                 on_epoch(_offset + epoch, {**metrics, "phase": _phase.name})
 
-        res = fit(
-            model,
-            train,
-            val,
-            epochs=phase.epochs,
-            patience=patience,
-            lr=phase.lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            imbalance=imbalance,
-            seed=seed,
-            n_classes=n_classes,
-            device=device,
-            log_mlflow=False,
-            on_epoch=hook,
-            desc=f"finetune-{phase.name}",
+        options = FitOptions(
+            device=device, log_mlflow=False, on_epoch=hook, desc=f"finetune-{phase.name}"
         )
+        loop_phase = loop.replace(epochs=phase.epochs, lr=phase.lr)
+        res = fit(model, train, val, loop_phase, n_classes=n_classes, options=options)
         results.append(res)
         offset += len(res.history)
         if on_phase_end is not None:
@@ -213,7 +203,8 @@ def train_recipe(
 
     tc = cfg.transfer
     set_seed(cfg.seed)
-    model = Classifier(copy.deepcopy(start), len(cfg.class_names(TASK)))
+    n_classes = len(cfg.class_names(TASK))
+    model = Classifier(copy.deepcopy(start), n_classes)
     phases = strategy_phases(
         strategy, tc.finetune_epochs, tc.lr, tc.phase_one_fraction, tc.finetune_lr_ratio
     )
@@ -222,16 +213,191 @@ def train_recipe(
         phases,
         train,
         val,
-        patience=tc.patience,
-        weight_decay=tc.weight_decay,
-        batch_size=tc.finetune_batch_size,
-        imbalance=cfg.deep.imbalance,
-        seed=cfg.seed,
-        n_classes=len(cfg.class_names(TASK)),
+        finetune_loop(cfg),
+        n_classes=n_classes,
         device=device,
         on_epoch=on_epoch,
     )
     return model, results
+
+
+def finetune_loop(cfg: Config) -> LoopConfig:
+    """The fine-tunes' loop: ``transfer`` budget and batch size, ``deep.imbalance``.
+
+    Each phase of a strategy replaces ``epochs`` and ``lr`` (:func:`strategy_phases`).
+    """
+    tc = cfg.transfer
+    return LoopConfig(
+        epochs=tc.finetune_epochs,
+        patience=tc.patience,
+        lr=tc.lr,
+        weight_decay=tc.weight_decay,
+        batch_size=tc.finetune_batch_size,
+        imbalance=cfg.deep.imbalance,
+        seed=cfg.seed,
+    )
+
+
+class FinetuneRun(TrainingRun):
+    """One fine-tune on PTB (the :class:`~ecgops.training.run.TrainingRun` hooks).
+
+    Args:
+        cfg: configuration.
+        scheme: ``beat`` or ``patient``.
+        encoder: ``supervised``, ``contrastive`` or ``scratch``.
+        strategy: ``A``, ``B`` or ``C`` (None or ``B`` for scratch).
+    """
+
+    family = "transfer"
+    reuse_identical_fold = True
+
+    def __init__(self, cfg: Config, scheme: str, encoder: str, strategy: str | None) -> None:
+        super().__init__(cfg, TASK, scheme)
+        self.strategy = _check(encoder, strategy)
+        self.encoder_kind = encoder
+        self._name = result_name(encoder, strategy)
+        self.lineage: dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        """``transfer-{encoder}-{strategy}`` or ``transfer-scratch``."""
+        return self._name
+
+    def prepare(self, parts: dict[str, pd.DataFrame], train: pd.DataFrame) -> None:
+        """The starting encoder with its lineage, and the device."""
+        from ecgops.training.engine import select_device
+
+        self.start_encoder, self.lineage = _initial_encoder(
+            self.cfg, self.encoder_kind, self.scheme
+        )
+        self.device = select_device(num_threads=self.cfg.deep.num_threads)
+
+    def params(self, train: pd.DataFrame) -> dict[str, Any]:
+        """Encoder, strategy, the transfer section, imbalance and device."""
+        return {
+            "encoder": self.encoder_kind,
+            "strategy": self.strategy,
+            "transfer": self.cfg.transfer.model_dump(mode="json"),
+            "imbalance": self.cfg.deep.imbalance,
+            "device": str(self.device),
+        }
+
+    def tags(self) -> dict[str, str]:
+        """Stage, family, strategy and the encoder's lineage."""
+        return {
+            "stage": "finetune",
+            "family": self.family,
+            "strategy": self.strategy,
+            **self.lineage,
+        }
+
+    def start(self, parts: dict[str, pd.DataFrame]) -> None:
+        """The starting encoder's embedding figure."""
+        stage = "init" if self.encoder_kind == "scratch" else "before-finetune"
+        self._figure(self.start_encoder, parts["test"], stage, self.device)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, fold: int | None) -> Any:
+        """(classifier, per-phase results); the main run logs its epochs to MLflow."""
+        import mlflow
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            mlflow.log_metrics(
+                {k: float(v) for k, v in metrics.items() if _is_number(v)}, step=epoch
+            )
+
+        return train_recipe(
+            self.cfg,
+            self.start_encoder,
+            self.strategy,
+            (signals(train), labels(train)),
+            (signals(val), labels(val)),
+            self.device,
+            on_epoch if fold is None else None,
+        )
+
+    def predict(self, fitted: Any, beats: pd.DataFrame, timed: bool) -> np.ndarray:
+        """Probabilities in batches of ``transfer.batch_size``."""
+        from ecgops.training.engine import predict_proba
+
+        model, _ = fitted
+        return predict_proba(model, signals(beats), self.cfg.transfer.batch_size, self.device)
+
+    def fit_timing(self, fitted: Any, seconds: float, n_train: int) -> dict[str, float]:
+        """Wall time of the recipe, training speed over its phases."""
+        _, results = fitted
+        beats = sum(r.train_beats_per_s * r.seconds for r in results)
+        return {
+            "fit_seconds": seconds,
+            "train_beats_per_s": beats / max(sum(r.seconds for r in results), MIN_SECONDS),
+        }
+
+    def summarise_cv(self, per_fold: list[dict[str, float]]) -> dict[str, Any]:
+        """Mean and population std of balanced accuracy, accuracy, macro F1 and AUROC."""
+        return _cv_summary(per_fold)
+
+    def extra(self, fitted: Any) -> dict[str, Any]:
+        """Lineage, strategy, the phases and the per-fold metrics."""
+        _, results = fitted
+        return {
+            "transfer": {
+                **self.lineage,
+                "strategy": self.strategy,
+                "phases": [
+                    {
+                        "best_epoch": r.best_epoch,
+                        "epochs_run": len(r.history),
+                        "stopped_early": r.stopped_early,
+                    }
+                    for r in results
+                ],
+                "device": str(self.device),
+                "cv_folds": [{"fold": k, **m} for k, m in enumerate(self.fold_scores)],
+            }
+        }
+
+    def finish(self, fitted: Any, record: dict[str, Any], parts: dict[str, pd.DataFrame]) -> None:
+        """Log the pyfunc model and the fine-tuned encoder's embedding figure."""
+        from ecgops.registry.pyfunc import log_beat_model
+
+        model, _ = fitted
+        tc = self.cfg.transfer
+        x_te = signals(parts["test"])
+        predictor = make_predictor(model.cpu(), tc.batch_size)
+        log_beat_model(
+            predictor, TASK, self.cfg.class_names(TASK), x_te[:3], calibrator=self.calibrator
+        )
+        self._figure(model.encoder, parts["test"], "after-finetune", torch.device("cpu"))
+
+    def _figure(self, encoder: Encoder, test: pd.DataFrame, stage: str, device: Any) -> None:
+        from ecgops.evaluation.embeddings import embedding_figure
+
+        embedding_figure(
+            self.cfg,
+            encoder,
+            signals(test),
+            labels(test),
+            task=TASK,
+            scheme=self.scheme,
+            name=self.name,
+            stage=stage,
+            device=device,
+        )
+
+    def summary(self, record: dict[str, Any], run: Any) -> dict[str, Any]:
+        """The fine-tune's summary (see :func:`finetune`)."""
+        return {
+            "run_id": run.info.run_id,
+            "name": self.name,
+            "scheme": self.scheme,
+            "encoder": self.encoder_kind,
+            "strategy": self.strategy,
+            "lineage": self.lineage,
+            "test": record["test"],
+            "val": record.get("val", {}),
+            "cv": record.get("cv"),
+            "seconds": record["timing"]["fit_seconds"],
+            "epochs_run": sum(p["epochs_run"] for p in record["transfer"]["phases"]),
+        }
 
 
 def finetune(cfg: Config, scheme: str, encoder: str, strategy: str | None = None) -> dict[str, Any]:
@@ -246,157 +412,14 @@ def finetune(cfg: Config, scheme: str, encoder: str, strategy: str | None = None
 
     Returns:
         Summary: ``run_id``, ``name``, ``scheme``, ``encoder``, ``strategy``, lineage,
-        ``test`` and ``val`` metrics, ``cv`` (patient scheme), ``seconds``, ``epochs_run``.
+        ``test`` and ``val`` metrics, ``cv`` (when the split has folds), ``seconds``,
+        ``epochs_run``.
 
     Raises:
         ValueError: unknown encoder/strategy.
         DataError: missing PTB table/split or encoder file.
     """
-    strategy_used = _check(encoder, strategy)
-    import mlflow
-
-    from ecgops.data.splits import iter_patient_folds, load_split
-    from ecgops.evaluation.embeddings import embedding_figure
-    from ecgops.evaluation.metrics import classification_metrics
-    from ecgops.evaluation.results import save_evaluation
-    from ecgops.registry.pyfunc import log_beat_model
-    from ecgops.schema import labels, signals
-    from ecgops.tracking import start_run
-    from ecgops.training.engine import predict_proba, select_device
-
-    tc = cfg.transfer
-    name = result_name(encoder, strategy)
-    parts = load_split(cfg, TASK, scheme)
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (
-        (signals(parts[p]), labels(parts[p])) for p in ("train", "val", "test")
-    )
-    start, lineage = _initial_encoder(cfg, encoder, scheme)
-    device = select_device(num_threads=cfg.deep.num_threads)
-    tags = {"stage": "finetune", "family": "transfer", "strategy": strategy_used, **lineage}
-    params = {
-        "encoder": encoder,
-        "strategy": strategy_used,
-        "transfer": tc.model_dump(mode="json"),
-        "imbalance": cfg.deep.imbalance,
-        "device": str(device),
-    }
-    with start_run(cfg, TASK, f"{name}-{scheme}", scheme, params, tags) as run:
-        stage0 = "init" if encoder == "scratch" else "before-finetune"
-        embedding_figure(
-            cfg,
-            start,
-            x_te,
-            y_te,
-            task=TASK,
-            scheme=scheme,
-            name=name,
-            stage=stage0,
-            device=device,
-        )
-
-        def on_epoch(epoch: int, metrics: dict) -> None:
-            mlflow.log_metrics(
-                {k: float(v) for k, v in metrics.items() if _is_number(v)}, step=epoch
-            )
-
-        t0 = time.perf_counter()
-        model, results = train_recipe(
-            cfg, start, strategy_used, (x_tr, y_tr), (x_va, y_va), device, on_epoch
-        )
-        fit_seconds = time.perf_counter() - t0
-        proba_va = predict_proba(model, x_va, tc.batch_size, device)
-        t0 = time.perf_counter()
-        proba_te = predict_proba(model, x_te, tc.batch_size, device)
-        predict_bps = len(x_te) / max(time.perf_counter() - t0, 1e-9)
-
-        cv = None
-        folds_detail: list[dict[str, float]] = []
-        if scheme == "patient":
-            for k, (f_tr, f_va, f_te) in enumerate(iter_patient_folds(cfg, TASK)):
-                xf_te = signals(f_te)
-                if xf_te.shape == x_te.shape and np.array_equal(xf_te, x_te):
-                    # fold 0 is the patient split itself: the model above already scores it
-                    m = classification_metrics(y_te, proba_te)
-                else:
-                    fold_model, _ = train_recipe(
-                        cfg,
-                        start,
-                        strategy_used,
-                        (signals(f_tr), labels(f_tr)),
-                        (signals(f_va), labels(f_va)),
-                        device,
-                    )
-                    m = classification_metrics(
-                        labels(f_te), predict_proba(fold_model, xf_te, tc.batch_size, device)
-                    )
-                folds_detail.append({"fold": k, **m})
-                log.info("%s fold %d: balanced accuracy %.3f", name, k, m["balanced_accuracy"])
-            cv = _cv_summary(folds_detail)
-
-        epochs_run = sum(len(r.history) for r in results)
-        beats = sum(r.train_beats_per_s * r.seconds for r in results)
-        timing = {
-            "fit_seconds": fit_seconds,
-            "train_beats_per_s": beats / max(sum(r.seconds for r in results), 1e-9),
-            "predict_beats_per_s": predict_bps,
-        }
-        record = save_evaluation(
-            cfg,
-            task=TASK,
-            scheme=scheme,
-            name=name,
-            family="transfer",
-            y_test=y_te,
-            proba_test=proba_te,
-            y_val=y_va,
-            proba_val=proba_va,
-            timing=timing,
-            n={"train": len(x_tr), "val": len(x_va), "test": len(x_te)},
-            cv=cv,
-            extra={
-                "transfer": {
-                    **lineage,
-                    "strategy": strategy_used,
-                    "phases": [
-                        {
-                            "best_epoch": r.best_epoch,
-                            "epochs_run": len(r.history),
-                            "stopped_early": r.stopped_early,
-                        }
-                        for r in results
-                    ],
-                    "device": str(device),
-                    "cv_folds": folds_detail,
-                }
-            },
-        )
-        log_beat_model(
-            make_predictor(model.cpu(), tc.batch_size), TASK, cfg.class_names(TASK), x_te[:3]
-        )
-        embedding_figure(
-            cfg,
-            model.encoder,
-            x_te,
-            y_te,
-            task=TASK,
-            scheme=scheme,
-            name=name,
-            stage="after-finetune",
-            device=torch.device("cpu"),
-        )
-    return {
-        "run_id": run.info.run_id,
-        "name": name,
-        "scheme": scheme,
-        "encoder": encoder,
-        "strategy": strategy_used,
-        "lineage": lineage,
-        "test": record["test"],
-        "val": record.get("val", {}),
-        "cv": cv,
-        "seconds": fit_seconds,
-        "epochs_run": epochs_run,
-    }
+    return FinetuneRun(cfg, scheme, encoder, strategy).run()
 
 
 def _cv_summary(folds: list[dict[str, float]]) -> dict[str, float]:

@@ -15,7 +15,13 @@ from ecgops.data.build import build_task, collect, save_table, summary_path, tab
 from ecgops.data.raw import import_raw
 from ecgops.errors import DataError, ValidationFailed
 from ecgops.io import read_json
-from ecgops.schema import SIGNAL_COLUMNS, padding_mask, true_lengths
+from ecgops.schema import (
+    CONTEXT_COLUMNS,
+    POSITION_COLUMNS,
+    SIGNAL_COLUMNS,
+    padding_mask,
+    true_lengths,
+)
 
 RAW = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
 META = ["patient", "record", "beat", "label", "source"]
@@ -29,7 +35,10 @@ def tables(smoke_data: Config) -> dict[str, pd.DataFrame]:
 @pytest.mark.parametrize("task", ["mitbih", "ptb"])
 def test_table_layout(tables: dict[str, pd.DataFrame], task: str) -> None:
     df = tables[task]
-    assert list(df.columns) == META + SIGNAL_COLUMNS
+    if task == "mitbih":  # R-peak position and RR context (tests/data/test_rhythm.py)
+        assert list(df.columns) == META + POSITION_COLUMNS + SIGNAL_COLUMNS + CONTEXT_COLUMNS
+    else:
+        assert list(df.columns) == META + SIGNAL_COLUMNS
     assert all(df[c].dtype == np.float32 for c in SIGNAL_COLUMNS)
     assert df["label"].dtype == np.int64 and df["beat"].dtype == np.int64
     assert not df[["patient", "record"]].isna().any().any()

@@ -15,7 +15,7 @@ from ecgops.data.build import summary_path, table_path
 from ecgops.data.splits import load_split, make_splits
 from ecgops.errors import DataError
 from ecgops.io import read_json
-from ecgops.schema import SIGNAL_COLUMNS
+from ecgops.schema import SIGNAL_COLUMNS, has_context
 
 KAGGLE = Path(__file__).resolve().parents[1] / "fixtures" / "kaggle"
 FILES = ["mitbih_train.csv", "mitbih_test.csv", "ptbdb_normal.csv", "ptbdb_abnormal.csv"]
@@ -62,6 +62,7 @@ def test_import_builds_both_tables(cfg_k: Config, kdir: Path) -> None:
     assert mit["patient"].iloc[-1] == f"kaggle-mitbih_test-{n_test - 1}"
     assert mit["patient"].is_unique and (mit["source"] == "kaggle").all()
     assert set(mit["label"]) == {0, 1, 2, 3, 4}
+    assert not has_context(mit)  # the Kaggle layout has no RR context
     ptb = pd.read_parquet(written["ptb"])
     assert list(ptb.columns) == ["patient", "record", "beat", "label", "source", *SIGNAL_COLUMNS]
     summary = read_json(summary_path(cfg_k, "ptb"))

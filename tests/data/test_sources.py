@@ -54,12 +54,12 @@ def test_paced_record_gives_q_beats_on_the_fallback_lead(cfg_smoke: Config) -> N
     assert (rec.labels == 4).mean() > 0.9
 
 
-def test_holdout_records_are_skipped_and_max_records_caps(cfg_smoke_factory) -> None:
-    cfg = cfg_smoke_factory(data={"max_records": 2, "mitbih": {"holdout_records": ["104"]}})
+def test_every_listed_record_is_read_and_max_records_caps(cfg_smoke_factory) -> None:
+    cfg = cfg_smoke_factory(data={"max_records": 2})
     report = SourceReport("mitdb", RAW / "mitdb")
     records = [r.record for r in mitdb.iter_records(cfg, RAW / "mitdb", report)]
-    assert records == ["114", "200"]
-    assert report.excluded == {"holdout": 1, "max_records": 4}
+    assert records == ["104", "114"]  # nothing is held out of the shared data any more
+    assert report.excluded == {"max_records": 5}
 
 
 # ---- PTB-XL -----------------------------------------------------------------------------

@@ -43,12 +43,12 @@ def test_rollout_and_means_on_a_hand_computed_example():
     w = np.array([[[[0.5, 0.5, 0.0], [0.25, 0.75, 0.0], [0.6, 0.4, 0.0]]]])
     key_mask = np.array([[False, False, True]])
     # 0.5 * w + 0.5 * I, averaged over the two real query rows
-    assert rollout([w], key_mask)[0] == pytest.approx([0.4375, 0.5625, 0.0])
+    assert rollout([w], key_mask, 0.5)[0] == pytest.approx([0.4375, 0.5625, 0.0])
     assert layer_maps([w], key_mask)[0, 0] == pytest.approx([0.375, 0.625, 0.0])
     # two layers: rollout multiplies the mixing matrices, mean averages the layers
     a = 0.5 * w[0, 0] + 0.5 * np.eye(3)
     expected = (a @ a)[:2].mean(axis=0)
-    assert rollout([w, w], key_mask)[0] == pytest.approx(expected / expected.sum())
+    assert rollout([w, w], key_mask, 0.5)[0] == pytest.approx(expected / expected.sum())
     assert mean_attention([w, w], key_mask)[0] == pytest.approx([0.375, 0.625, 0.0])
 
 
@@ -61,7 +61,7 @@ def test_map_shapes_and_zero_attention_on_padding(patch, ptb):
     x = signals(ptb)[:5]
     torch.manual_seed(0)
     net = build_net("transformer", 2, patch=patch, **ARCH)
-    maps = compute_maps(net, x, batch_size=2)
+    maps = compute_maps(net, x, batch_size=2, residual=0.5)
     tokens = -(-187 // patch)
     assert maps["raw_shapes"] == [(2, 2, tokens, tokens)] * 2  # (batch, heads, T, T) per layer
     assert maps["rollout"].shape == (5, 187) and maps["mean"].shape == (5, 187)

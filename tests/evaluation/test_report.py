@@ -1,20 +1,43 @@
-"""The results report is built from metrics files, with tables, study columns and images."""
+"""The results report is built from metrics files: summary per task first (champion, gate-set
+intervals, study and published figures, one chart), the AAMI table, the registry decisions as a
+table, then the details; and it renders in a real headless browser."""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from ecgops.config import load_config
-from ecgops.evaluation.report import build_report, md_table, update_readme
-from ecgops.evaluation.results import save_evaluation
+from ecgops.config import Config, load_config
+from ecgops.evaluation.metrics import aami_from_confusion
+from ecgops.evaluation.report import build_report, build_sections, md_table, update_readme
+from ecgops.evaluation.report_champions import champion_from_tags, registry_champions
+from ecgops.evaluation.report_summary import summary_section
+from ecgops.evaluation.results import (
+    _flat_metrics,
+    load_all_metrics,
+    metrics_path,
+    save_evaluation,
+)
+from ecgops.io import write_json
+from ecgops.registry.gate import compare
+from ecgops.registry.promote import Decision, _interval_tags, decision_file
 
 ROOT = Path(__file__).resolve().parents[2]
+MODELS = (("lgbm-raw", "classical", 0.9), ("cnn", "deep", 0.8))
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_TIMEOUT_S = 120
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _project(tmp_path: Path):
+def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the project's own registry
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     return load_config(root=tmp_path, profile="smoke")
 
@@ -28,11 +51,35 @@ def _predictions(n: int, k: int, accuracy: float, seed: int):
     return y, proba / proba.sum(axis=1, keepdims=True)
 
 
-def test_report_has_tables_study_columns_and_images(tmp_path: Path) -> None:
-    cfg = _project(tmp_path)
-    for task, k in (("ptb", 2), ("mitbih", 5)):
+def _decision(cfg: Config, task: str) -> Decision:
+    """A refused promotion with real bootstrap intervals over 6 patients."""
+    k = len(cfg.class_names(task))
+    y, ours = _predictions(120, k, 0.7, seed=1)
+    _, theirs = _predictions(120, k, 0.8, seed=2)
+    groups = np.arange(120) % 6
+    comparison = compare(y, groups, ours, theirs, "balanced_accuracy", cfg.registry.bootstrap)
+    return Decision(
+        task=task,
+        model=f"ecgops-{task}",
+        action="refused",
+        reason="not better on the gate set",
+        challenger="2",
+        champion="1",
+        metric="balanced_accuracy",
+        challenger_metrics={"balanced_accuracy": comparison.challenger.estimate},
+        champion_metrics={"balanced_accuracy": comparison.champion.estimate},
+        eval_data="gate set: 6 patients",
+        comparison=comparison.to_dict(),
+    )
+
+
+def write_outputs(cfg: Config) -> None:
+    """Real-shaped outputs: metrics of two models per task and split, one decision per task."""
+    for task in ("ptb", "mitbih"):
+        k = len(cfg.class_names(task))
         for scheme in ("beat", "patient"):
-            for name, family, acc in (("lgbm-raw", "classical", 0.9), ("cnn", "deep", 0.8)):
+            for name, family, acc in MODELS:
+                acc = acc if scheme == "beat" else acc - 0.2  # new patients are harder
                 y, p = _predictions(60, k, acc, seed=len(name))
                 save_evaluation(
                     cfg,
@@ -46,27 +93,127 @@ def test_report_has_tables_study_columns_and_images(tmp_path: Path) -> None:
                     proba_val=p,
                     timing={"fit_seconds": 1.5, "predict_beats_per_s": 1000.0},
                 )
-    readme = tmp_path / "README.md"
+        decision = _decision(cfg, task)
+        write_json(decision.to_dict(), decision_file(cfg, task, decision.model))
+
+
+@pytest.fixture
+def report_cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    cfg = _project(tmp_path, monkeypatch)
+    write_outputs(cfg)
+    return cfg
+
+
+def test_mitbih_metrics_carry_aami_figures_per_part(report_cfg: Config) -> None:
+    record = json.loads(metrics_path(report_cfg, "mitbih", "patient", "cnn").read_text())
+    assert set(record["aami"]) == {"test", "val"}
+    names = report_cfg.class_names("mitbih")
+    expected = aami_from_confusion(np.array(record["confusion_matrix"]), names)
+    assert record["aami"]["test"] == expected  # JSON keeps the floats exactly
+    assert 0 < record["aami"]["test"]["mean_sensitivity"] <= 1
+    assert set(record["aami"]["test"]) >= {"N", "S", "V", "F", "accuracy", "five_class"}
+    flat = _flat_metrics(record)  # what MLflow gets
+    assert flat["aami_test_mean_sensitivity"] == record["aami"]["test"]["mean_sensitivity"]
+    assert flat["aami_val_S_ppv"] == record["aami"]["val"]["S"]["ppv"]
+    ptb = json.loads(metrics_path(report_cfg, "ptb", "patient", "cnn").read_text())
+    assert "aami" not in ptb
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_report_opens_with_summaries_then_details(report_cfg: Config) -> None:
+    readme = report_cfg.root / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
-    stale = tmp_path / "reports" / "figures" / "ptb" / "beat" / "gone" / "roc.png"
+    stale = report_cfg.root / "reports" / "figures" / "ptb" / "beat" / "gone" / "roc.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an earlier report's figure")
 
-    written = build_report(cfg, readme=readme)
+    written = build_report(report_cfg, readme=readme)
 
-    md = (tmp_path / "reports" / "results.md").read_text()
-    html = (tmp_path / "reports" / "results.html").read_text()
-    assert "## Results: ptb, beat split" in md and "## Results: mitbih, patient split" in md
-    assert "`lgbm-raw`" in md and "study bal acc" in md
-    assert "0.982" in md  # the study's LightGBM raw figure sits beside ours
-    assert html.count("data:image/png;base64,") >= 8  # ROC, PR, confusion, calibration, ...
+    md = (report_cfg.root / "reports" / "results.md").read_text()
+    order = [
+        "## Summary: ptb",
+        "## Summary: mitbih",
+        "## MIT-BIH on new patients: AAMI classes (DS1 → DS2)",
+        "## Registry decisions",
+        "## Results: ptb, beat split",
+        "## Calibration",
+        "## Provenance",
+    ]
+    positions = [md.index(title) for title in order]
+    assert positions == sorted(positions)
+    ptb = _section(md, "Summary: ptb")
+    assert "Martin et al. 2021" in ptb and "| 0.842 |" in ptb and "| 0.784 |" in ptb
+    assert "| 0.830 |" in ptb  # Martin's balanced accuracy: (Se + Sp) / 2
+    assert "Strodthoff & Strodthoff 2019" in ptb and "| 0.933 |" in ptb
+    assert "new patients (patient-split test" in ptb and "| 0.992 |" in ptb  # the study's cnn
+    assert "![ptb: every model on both splits](figures/report/models-ptb.png)" in ptb
+    aami = _section(md, "MIT-BIH on new patients: AAMI classes (DS1 → DS2)")
+    assert "inter-record" in aami and "201" in aami and "Q" in aami
+    for figure in ("0.868", "0.832", "0.703", "0.945"):
+        assert figure in aami
+    assert "| `cnn` | none |" in aami and "| S Se | S +P |" in aami
+    registry = _section(md, "Registry decisions")
+    assert "| `ecgops-ptb` | **refused** | 2 | 1 | balanced_accuracy |" in registry
+    assert "{" not in registry  # a table, not a printed dict
+    assert "Δ bal acc (ours, smoke profile)" in _section(md, "Results: ptb, beat split")
+    assert "Δ" not in _section(md, "Results: ptb, patient split")
+    assert "study bal acc" not in _section(md, "Results: mitbih, patient split")
     for link in [line for line in md.splitlines() if line.startswith("![")]:
         target = link.split("](", 1)[1].rstrip(")")
-        assert (tmp_path / "reports" / target).exists(), target
+        assert (report_cfg.root / "reports" / target).exists(), target
     assert not stale.exists()  # figures the report no longer shows are removed
     assert readme in written
     text = readme.read_text()
-    assert "old" not in text and "### Results: ptb, beat split" in text and text.endswith("rest\n")
+    assert "old" not in text and text.endswith("rest\n")
+    assert "### Summary: ptb" in text and "### MIT-BIH on new patients" in text
+    assert "### Registry decisions" in text
+
+
+def test_champion_gate_figures_come_from_the_version_tags(report_cfg: Config) -> None:
+    decision = _decision(report_cfg, "ptb")
+    estimate = decision.comparison["challenger"]["estimate"]
+    tags = {
+        "run_id": "abc",
+        "run_name": "cnn-beat",
+        "select_scheme": "beat",
+        "gate.role": "challenger",
+        "gate.eval_data": decision.eval_data,
+        "gate.challenger.balanced_accuracy": f"{estimate:.6f}",
+        **_interval_tags(decision),
+    }
+    champion = champion_from_tags("ptb", "ecgops-ptb", "2", tags)
+    assert (champion.name, champion.scheme, champion.kind) == ("cnn", "beat", "morphology")
+    low = decision.comparison["challenger"]["low"]
+    assert champion.gate["balanced_accuracy_low"] == pytest.approx(low, abs=1e-6)
+    records = load_all_metrics(report_cfg)
+    section = summary_section("ptb", records, [champion], ["healthy", "MI"], None)
+    gate_row = next(line for line in section.markdown.splitlines() if "sealed gate set" in line)
+    assert f"{estimate:.3f} [{low:.3f}, " in gate_row and "bootstrap intervals over 6" in gate_row
+    assert "the configuration's patient-split run" in section.markdown  # trained on beat
+
+
+def test_registry_champion_is_read_from_a_real_registry(report_cfg: Config) -> None:
+    from mlflow import MlflowClient
+
+    assert registry_champions(report_cfg, "ptb") == []  # no registry: nothing, nothing created
+    assert not (report_cfg.root / "mlflow.db").exists()
+    uri = report_cfg.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("ecgops-ptb")
+    source = report_cfg.root / "model"
+    source.mkdir()
+    tags = {"run_name": "lgbm-raw-patient", "select_scheme": "patient", "gate.role": "champion"}
+    tags["gate.champion.balanced_accuracy"] = "0.750000"
+    version = client.create_model_version("ecgops-ptb", source.as_uri(), tags=tags)
+    client.set_registered_model_alias("ecgops-ptb", "champion", version.version)
+
+    (champion,) = registry_champions(report_cfg, "ptb")
+    assert champion.name == "lgbm-raw" and champion.gate == {"balanced_accuracy": 0.75}
+    md = next(s for s in build_sections(report_cfg) if s.anchor == "summary-ptb").markdown
+    assert "registry champion: `ecgops-ptb` version 1" in md and "| 0.750 |" in md
 
 
 def test_md_table_and_readme_markers(tmp_path: Path) -> None:
@@ -76,3 +223,31 @@ def test_md_table_and_readme_markers(tmp_path: Path) -> None:
     plain.write_text("no markers")
     assert update_readme(plain, "x") is False
     assert plain.read_text() == "no markers"
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    command = [BROWSER, "--headless", "--disable-gpu", "--no-sandbox", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S, check=True
+    )
+
+
+@pytest.mark.skipif(
+    BROWSER is None,
+    reason="no headless browser: install Debian's `chromium` (scripts/test.sh does, as root)",
+)
+def test_html_report_renders_in_headless_chromium(report_cfg: Config) -> None:
+    build_report(report_cfg, readme=report_cfg.root / "no-readme.md")
+    page = (report_cfg.root / "reports" / "results.html").resolve()
+    dom = _chromium("--dump-dom", page.as_uri()).stdout
+
+    assert '<section id="summary-ptb" class="summary">' in dom
+    assert '<section id="summary-mitbih" class="summary">' in dom
+    assert dom.index('id="summary-ptb"') < dom.index('id="aami"') < dom.index('id="registry"')
+    images = re.findall(r'<img[^>]+src="data:image/png;base64,([^"]+)"', dom)
+    assert len(images) >= 2  # at least the two model charts
+    assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
+    assert dom.count("<table>") >= 8  # 2 summaries, AAMI, registry, 4 result tables, ...
+    shot = report_cfg.root / "screenshot.png"
+    _chromium("--hide-scrollbars", "--window-size=1300,2400", f"--screenshot={shot}", page.as_uri())
+    assert shot.read_bytes().startswith(PNG_MAGIC)

@@ -149,6 +149,17 @@ def test_worker_runs_the_pipeline_and_registers_a_challenger(
             assert track.flow_run_id == run.id
             assert f"mlflow_run:{mlflow_run.info.run_id}" in sub.tags  # Prefect -> MLflow
 
+    # where the time went: every task run timed, the trainings' MLflow runs tagged
+    timings = json.loads((project.root / "outputs" / "timings" / "pipeline.json").read_text())
+    by_call = {r["call"]: r for r in timings["runs"]}
+    trainings = [r for r in timings["runs"] if r["stage"] in ("train-classical", "train-deep")]
+    assert len(trainings) == 2 and all(r["wall_s"] > 0 and not r["cached"] for r in trainings)
+    assert {"build[ptb]", "track[classical]", "track[deep]"} <= set(by_call)
+    for mlflow_run in runs:
+        tagged = mlflow.get_run(mlflow_run.info.run_id).data.tags
+        assert float(tagged["ecgops.wall_s"]) > 0 and "ecgops.cpu_s" in tagged
+    assert "| train-deep |" in read_artifacts("pipeline-timings")[0].data
+
     # registered as challenger, then promoted by the gate (the first champion of the task)
     versions = mlflow.search_model_versions("name = 'ecgops-ptb'")
     assert len(versions) == 1 and versions[0].run_id in {r.info.run_id for r in runs}

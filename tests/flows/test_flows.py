@@ -137,3 +137,33 @@ def test_unreachable_mlflow_is_retried_with_back_off_then_fails_clearly(
     with get_client(sync_client=True) as client:
         run = client.read_task_run(outcome["task_run_id"])
     assert run.run_count == 1 + fast.retries  # retried, then failed for good
+
+
+def test_task_runs_are_timed_and_cache_hits_marked(in_server, smoke_project) -> None:
+    from prefect import flow, task
+    from prefect.cache_policies import INPUTS
+
+    from ecgops.config import load_config
+    from ecgops.orchestration import timing
+    from ecgops.orchestration.concurrency import call, run_concurrently
+
+    def spin(cfg, n: int) -> dict:
+        """Burn some CPU (a real computation, no sleep)."""
+        return {"total": sum(i * i for i in range(n)), "mlflow_run_id": f"run-{n}"}
+
+    spinner = task(name="spin", cache_policy=INPUTS, persist_result=True)(timing.timed(spin))
+    cfg = load_config(profile="smoke")
+
+    @flow
+    def probe() -> list[dict]:
+        timing.reset()
+        call(spinner, cfg, n=300_000)
+        call(spinner, cfg, n=300_000)  # same inputs: served from the cache
+        run_concurrently([(spinner, {"cfg": cfg, "n": 200_000})], cfg, max_workers=1)
+        return timing.records()
+
+    first, again, threaded = probe()
+    assert (first["stage"], first["cached"], first["ok"]) == ("spin", False, True)
+    assert first["wall_s"] > 0 and first["cpu_s"] > 0 and first["mlflow_run_id"] == "run-300000"
+    assert again["cached"] and again["wall_s"] == 0.0
+    assert not threaded["cached"] and threaded["wall_s"] > 0

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ecgops import orchestration as orc
 from ecgops.errors import DataError, RegistryError, TrackingUnavailable, ValidationFailed
+from ecgops.orchestration import artifacts as art
+from ecgops.orchestration import caching, retries, sweeps
+from ecgops.orchestration.concurrency import Outcome
+from ecgops.versions import MISSING, file_md5
 
 
 @pytest.mark.parametrize(
@@ -26,7 +29,7 @@ from ecgops.errors import DataError, RegistryError, TrackingUnavailable, Validat
 def test_transient_errors_are_retried(exc: BaseException) -> None:
     if isinstance(exc, RuntimeError):  # transient cause under a generic wrapper
         exc.__cause__ = TrackingUnavailable("down")
-    assert orc.is_transient(exc)
+    assert retries.is_transient(exc)
 
 
 @pytest.mark.parametrize(
@@ -42,53 +45,57 @@ def test_transient_errors_are_retried(exc: BaseException) -> None:
     ],
 )
 def test_permanent_errors_fail_at_once(exc: BaseException) -> None:
-    assert not orc.is_transient(exc)
+    assert not retries.is_transient(exc)
 
 
 def test_retry_condition_reads_the_failed_state() -> None:
     from prefect.states import Failed
 
-    assert orc.retry_if_transient(None, None, Failed(data=TrackingUnavailable("down")))
-    assert not orc.retry_if_transient(None, None, Failed(data=ValidationFailed("f", ["x"])))
+    assert retries.retry_if_transient(None, None, Failed(data=TrackingUnavailable("down")))
+    assert not retries.retry_if_transient(None, None, Failed(data=ValidationFailed("f", ["x"])))
 
 
 def test_retry_options_per_kind() -> None:
-    data = orc.retry_options("data")
-    assert "retries" not in data and data["timeout_seconds"] == orc.TIMEOUT_S["data"]
-    registry = orc.retry_options("registry")
-    assert registry["retries"] == orc.RETRIES
-    assert registry["retry_condition_fn"] is orc.retry_if_transient
+    data = retries.retry_options("data")
+    assert "retries" not in data and data["timeout_seconds"] == retries.TIMEOUT_S["data"]
+    registry = retries.retry_options("registry")
+    assert registry["retries"] == retries.RETRIES
+    assert registry["retry_condition_fn"] is retries.retry_if_transient
     delays = registry["retry_delay_seconds"](3)
-    assert delays == [orc.RETRY_BACKOFF_S * 2**i for i in range(3)]  # exponential back-off
-    assert "timeout_seconds" not in orc.retry_options("train")
+    assert delays == [retries.RETRY_BACKOFF_S * 2**i for i in range(3)]  # exponential back-off
+    assert "timeout_seconds" not in retries.retry_options("train")
 
 
 def test_cache_key_follows_inputs_params_and_file_content(cfg_smoke, tmp_path: Path) -> None:
     table = tmp_path / "ptb.parquet"
     table.write_bytes(b"beats v1")
-    base = orc.cache_key("train", cfg_smoke, {"task": "ptb"}, ("classical",), [table])
-    assert base == orc.cache_key("train", cfg_smoke, {"task": "ptb"}, ("classical",), [table])
-    assert base != orc.cache_key("train", cfg_smoke, {"task": "mitbih"}, ("classical",), [table])
-    assert base != orc.cache_key("train", cfg_smoke, {"task": "ptb"}, ("deep",), [table])
+    base = caching.cache_key("train", cfg_smoke, {"task": "ptb"}, ("classical",), [table])
+    assert base == caching.cache_key("train", cfg_smoke, {"task": "ptb"}, ("classical",), [table])
+    assert base != caching.cache_key(
+        "train", cfg_smoke, {"task": "mitbih"}, ("classical",), [table]
+    )
+    assert base != caching.cache_key("train", cfg_smoke, {"task": "ptb"}, ("deep",), [table])
     other = cfg_smoke.model_copy(update={"seed": cfg_smoke.seed + 1})
-    assert base != orc.cache_key("train", other, {"task": "ptb"}, ("classical",), [table])
+    assert base != caching.cache_key("train", other, {"task": "ptb"}, ("classical",), [table])
     table.write_bytes(b"beats v2 (new data version)")
-    assert base != orc.cache_key("train", cfg_smoke, {"task": "ptb"}, ("classical",), [table])
+    assert base != caching.cache_key("train", cfg_smoke, {"task": "ptb"}, ("classical",), [table])
 
 
 def test_file_fingerprint_of_missing_file_and_directory(tmp_path: Path) -> None:
-    assert orc.file_fingerprint(tmp_path / "absent.parquet") == "missing"
+    assert file_md5(tmp_path / "absent.parquet") == MISSING
     folder = tmp_path / "raw"
     folder.mkdir()
     (folder / "100.dat").write_bytes(b"a")
-    before = orc.file_fingerprint(folder)
+    before = file_md5(folder)
     (folder / "101.dat").write_bytes(b"b")
-    assert orc.file_fingerprint(folder) != before
+    assert file_md5(folder) != before
 
 
-def test_code_fingerprint_scoped_to_subpackages() -> None:
-    assert orc.code_fingerprint(("data",)) != orc.code_fingerprint(("training",))
-    assert orc.code_fingerprint(("data",)) == orc.code_fingerprint(("data",))
+def test_code_fingerprint_scoped_to_source_paths() -> None:
+    assert caching.code_fingerprint(("ecgops/data",)) != caching.code_fingerprint(
+        ("ecgops/training",)
+    )
+    assert caching.code_fingerprint(("ecgops/data",)) == caching.code_fingerprint(("ecgops/data",))
 
 
 RECORD = {
@@ -103,9 +110,9 @@ RECORD = {
 
 
 def test_metrics_table_markdown_lists_runs_and_failures() -> None:
-    failed = orc.Outcome("train-deep[ptb beat lstm]", error="RuntimeError: boom")
+    failed = Outcome("train-deep[ptb beat lstm]", error="RuntimeError: boom")
     summary = {"run_id": "def456", "method": "contrastive", "scheme": "beat"}
-    text = orc.metrics_table_markdown([RECORD, summary], [failed], title="Models")
+    text = art.metrics_table_markdown([RECORD, summary], [failed], title="Models")
     lines = text.splitlines()
     assert lines[0] == "# Models"
     row = next(line for line in lines if "lgbm-raw" in line)
@@ -115,7 +122,7 @@ def test_metrics_table_markdown_lists_runs_and_failures() -> None:
 
 
 def test_mlflow_run_ids_from_records_and_summaries() -> None:
-    ids = orc.mlflow_run_ids([RECORD, {"run_id": "def456"}, RECORD, None])
+    ids = art.mlflow_run_ids([RECORD, {"run_id": "def456"}, RECORD, None])
     assert ids == ["abc123", "def456"]
 
 
@@ -123,35 +130,35 @@ def test_validation_markdown_names_file_failures_and_report() -> None:
     exc = ValidationFailed(
         "data/processed/ptb.parquet", ["labels out of range: 7 (row 3)"], "out/v.json"
     )
-    text = orc.validation_markdown("ptb", exc)
+    text = art.validation_markdown("ptb", exc)
     assert "FAILED" in text and "data/processed/ptb.parquet" in text
     assert "labels out of range: 7 (row 3)" in text and "out/v.json" in text
 
 
 def test_sweep_overrides_isolate_each_trial(cfg_smoke) -> None:
-    over = orc.sweep_overrides(cfg_smoke, "lgbm", "num_leaves", 15, "sweep-x")
+    over = sweeps.sweep_overrides(cfg_smoke, "lgbm", "num_leaves", 15, "sweep-x")
     assert over["classical"] == {"lgbm": {"num_leaves": 15}}
     assert over["paths"]["outputs"].endswith("sweeps/sweep-x/num_leaves-15")
     assert over["tracking"]["experiment_prefix"].endswith("-sweep")
     with pytest.raises(ValueError, match="classical.lgbm.leaves"):
-        orc.sweep_overrides(cfg_smoke, "lgbm", "leaves", 15, "sweep-x")
+        sweeps.sweep_overrides(cfg_smoke, "lgbm", "leaves", 15, "sweep-x")
 
 
 def test_sweep_summary_picks_best_validation_score() -> None:
     low = {**RECORD, "val": {"balanced_accuracy": 0.7}}
     outcomes = [
-        orc.Outcome("a", value=low),
-        orc.Outcome("b", value=RECORD),
-        orc.Outcome("c", error="x"),
+        Outcome("a", value=low),
+        Outcome("b", value=RECORD),
+        Outcome("c", error="x"),
     ]
-    summary = orc.sweep_summary("num_leaves", [7, 15, 31], outcomes, "balanced_accuracy")
+    summary = sweeps.sweep_summary("num_leaves", [7, 15, 31], outcomes, "balanced_accuracy")
     assert summary["best"]["value"] == 15
     assert summary["trials"][2]["error"] == "x"
-    assert "| 15 | 0.910 | 0.877 | abc123 |" in orc.sweep_markdown(summary)
+    assert "| 15 | 0.910 | 0.877 | abc123 |" in sweeps.sweep_markdown(summary)
 
 
 def test_registry_markdown_and_plain_views() -> None:
-    text = orc.registry_markdown(
+    text = art.registry_markdown(
         {
             "ptb": {
                 "challenger": {"name": "ecgops-ptb", "version": "3", "run_id": "abc"},
@@ -162,5 +169,63 @@ def test_registry_markdown_and_plain_views() -> None:
     )
     assert "| ptb | ecgops-ptb | 3 | abc | action=refused; below floor / 0.5 |" in text
     assert "(none registered)" in text and "gate not run" in text
-    assert orc.artifact_key("Validation", "PTB_beat") == "validation-ptb-beat"
-    assert orc.as_plain({"p": Path("/x"), "t": (1, 2)}) == {"p": "/x", "t": [1, 2]}
+    assert art.artifact_key("Validation", "PTB_beat") == "validation-ptb-beat"
+    assert art.as_plain({"p": Path("/x"), "t": (1, 2)}) == {"p": "/x", "t": [1, 2]}
+
+
+def test_sweep_grids_come_from_params(cfg_smoke) -> None:
+    assert sweeps.sweep_values(cfg_smoke, "lgbm", "num_leaves") == [7, 15, 31]
+    assert sweeps.sweep_values(cfg_smoke, "lgbm", "max_depth") == []
+
+
+def test_stage_policy_follows_the_stage_table(cfg_smoke) -> None:
+    from ecgops import paths
+    from ecgops.stages import stage
+
+    policy = caching.InputsAndFiles.for_stage("train-deep")
+    entry = stage("deep-ptb")
+    assert policy.sections == entry.sections and policy.code == entry.code()
+    assert "ecgops/training/engine.py" in policy.code
+    inputs = {"cfg": cfg_smoke, "task": "ptb", "scheme": "beat", "model": "cnn"}
+    reads = policy.reads(cfg_smoke, inputs)
+    assert reads == [paths.beat_table(cfg_smoke, "ptb"), paths.split_table(cfg_smoke, "ptb")]
+    assert policy.writes(cfg_smoke, inputs) == [
+        cfg_smoke.path("outputs") / "metrics" / "ptb" / "beat" / "cnn.json"
+    ]
+
+
+def test_timings_table_and_report_section(cfg_smoke) -> None:
+    from ecgops.evaluation.report import timings_section
+    from ecgops.io import write_json
+    from ecgops.orchestration import timing
+    from ecgops.paths import timings_file
+
+    assert timings_section(cfg_smoke) is None  # no pipeline run yet
+    rows = [
+        {"stage": "train-deep", "call": "train-deep[ptb beat cnn]", "wall_s": 12.5, "cpu_s": 20.0},
+        {"stage": "train-deep", "call": "train-deep[ptb beat lstm]", "wall_s": 7.5, "cpu_s": 9.0},
+        {"stage": "build", "call": "build[ptb]", "wall_s": 0.0, "cpu_s": 0.0, "cached": True},
+    ]
+    text = timing.timings_markdown(rows)
+    assert "| train-deep | train-deep[ptb beat cnn] | 12.5 | 20.0 | no |" in text
+    assert "| build | build[ptb] | 0.0 | 0.0 | yes |" in text
+    write_json({"profile": "smoke", "runs": rows}, timings_file(cfg_smoke))
+    section = timings_section(cfg_smoke)
+    assert section.title == "Where the time goes"
+    lines = section.markdown.splitlines()
+    assert "| train-deep | 2 | 0 | 20.0 | 29.0 |" in lines
+    assert lines.index("| train-deep | 2 | 0 | 20.0 | 29.0 |") < lines.index(
+        "| build | 1 | 1 | 0.0 | 0.0 |"
+    )  # the most expensive stage first
+    timings_file(cfg_smoke).write_text("not json")
+    with pytest.raises(DataError, match="pipeline.json"):
+        timings_section(cfg_smoke)
+
+
+def test_the_pipeline_flow_loads_by_its_entrypoint() -> None:
+    from ecgops.orchestration import runner
+
+    flow = runner.load_flow(runner.PIPELINE_ENTRYPOINT)
+    assert flow.name == "pipeline" and "max_workers" in flow.parameters.properties
+    with pytest.raises(FileNotFoundError, match="no flow file"):
+        runner.load_flow("flows/absent.py:pipeline")

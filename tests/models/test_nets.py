@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ecgops.config import load_config
+from ecgops.models import split_context
 from ecgops.models.nets import NETS, build_net
 from ecgops.models.nets.lstm import LSTMNet, reverse_within_length
 from ecgops.models.nets.masking import padding_mask as torch_padding_mask
@@ -48,7 +49,8 @@ def beats() -> np.ndarray:
 
 def test_every_configured_net_is_registered():
     cfg = load_config(profile="smoke")
-    assert set(cfg.deep.models) <= set(NETS)
+    configured = {name for names in cfg.pipeline.deep.values() for name in names}
+    assert {split_context(name)[0] for name in configured} <= set(NETS)
     assert set(cfg.deep.archs) == set(NETS)
 
 

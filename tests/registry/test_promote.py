@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_mlflow import fit_lr, fit_prior, log_run
+from fixtures_mlflow import fit_lr, fit_prior, log_run, xy
 
 from ecgops.errors import RegistryError
-from ecgops.registry.promote import HISTORY_TAG, promote, rollback
-from ecgops.registry.register import (
+from ecgops.registry.client import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS_CHAMPION,
     alias_version,
     mlflow_client,
-    register_best,
     registered_model_name,
 )
+from ecgops.registry.promote import HISTORY_TAG, promote, rollback
+from ecgops.registry.register import register_best
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +180,70 @@ def test_model_for_another_task_fails_the_signature_check(registry_cfg, ptb, mit
     failed = {c.name: c.detail for c in decision.checks if not c.passed}
     assert "model is for task 'mitbih'" in failed["signature"] and "smoke" in failed
     assert aliases(cfg)[CHAMPION] is None
+
+
+def gate_project(cfg) -> tuple[dict, object]:
+    """The PTB fixture table as the project's beat table, split: (beat-scheme parts, gate)."""
+    from fixtures_mlflow import beat_table
+
+    from ecgops.data.splits import load_gate, load_split, make_splits
+    from ecgops.paths import beat_table as table_path
+
+    path = table_path(cfg, "ptb")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    beat_table("ptb").to_parquet(path, index=False)
+    make_splits(cfg, "ptb")
+    return load_split(cfg, "ptb", "beat"), load_gate(cfg, "ptb")
+
+
+def test_gate_data_default_is_the_sealed_gate_set(cfg_smoke) -> None:
+    from ecgops.data.splits import load_split
+    from ecgops.registry.promote import eval_data_for
+
+    _, gate = gate_project(cfg_smoke)
+    x, y, groups, described = eval_data_for(cfg_smoke, "ptb", None)
+    assert len(x) == len(gate) and (y == gate["label"].to_numpy()).all()
+    assert set(groups) == set(gate["patient"]) and len(set(groups)) > 1
+    assert described.startswith("ptb sealed gate set")
+    for scheme in ("beat", "patient"):  # in no part of either scheme
+        for part in load_split(cfg_smoke, "ptb", scheme).values():
+            assert not set(part["patient"]) & set(groups)
+
+
+def test_challenger_better_on_test_but_not_on_the_gate_set_is_refused(registry_cfg) -> None:
+    from sklearn.neighbors import RadiusNeighborsClassifier
+
+    cfg = registry_cfg()
+    parts, gate = gate_project(cfg)
+    v1 = challenge(cfg, parts, fit_prior(parts["train"]), 0.6, name="prior")
+    first = promote(cfg, "ptb")  # the default evaluation data: the sealed gate set
+    assert first.promoted and first.eval_data.startswith("ptb sealed gate set"), str(first)
+    # memorised the test part (exact beats -> their labels), the majority class elsewhere
+    majority = int(parts["train"]["label"].mode()[0])
+    memoriser = RadiusNeighborsClassifier(radius=1e-6, outlier_label=majority)
+    memoriser.fit(*xy(parts["test"]))
+    v2 = challenge(cfg, parts, memoriser, 0.99, name="memoriser")
+
+    on_test = promote(cfg, "ptb", dry_run=True, eval_data=parts["test"])
+    assert on_test.action == "would_promote", str(on_test)  # judged on test it would win
+    assert on_test.challenger_metrics["balanced_accuracy"] == 1.0
+    assert on_test.comparison["difference"]["low"] > cfg.registry.margin
+
+    decision = promote(cfg, "ptb")
+
+    assert decision.action == "refused" and not decision.promoted, str(decision)
+    assert [c.name for c in decision.checks if not c.passed] == ["better"]
+    diff = decision.comparison["difference"]
+    assert diff["low"] <= cfg.registry.margin and diff["estimate"] == pytest.approx(0.0)
+    assert decision.comparison["groups"] == gate["patient"].nunique()
+    assert aliases(cfg) == {CHALLENGER: v2, CHAMPION: v1, PREVIOUS_CHAMPION: None}
+    tags = version_tags(cfg, v2)
+    assert float(tags["gate.difference.balanced_accuracy_low"]) == pytest.approx(diff["low"])
+    for key in ("challenger", "champion"):
+        low = float(tags[f"gate.{key}.balanced_accuracy_low"])
+        high = float(tags[f"gate.{key}.balanced_accuracy_high"])
+        assert low <= float(tags[f"gate.{key}.balanced_accuracy"]) <= high
+    assert json.loads(tags["gate.bootstrap"])["resamples"] == cfg.registry.bootstrap.n
+    shown = str(decision)
+    assert "sealed gate set" in shown and "difference (challenger - champion)" in shown
+    assert "lower bound" in shown and "[" in shown

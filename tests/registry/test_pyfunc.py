@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 
 from ecgops.registry.pyfunc import (
     INPUT_TOLERANCE,
+    BeatClassifier,
     InputError,
     coerce_beats,
     output_columns,
@@ -94,6 +95,57 @@ def test_prediction_frame_columns_and_names() -> None:
     frame = prediction_frame(np.array([[0.2, 0.8], [0.9, 0.1]]), ["healthy", "MI"])
     assert list(frame.columns) == output_columns(2) == ["pred", "pred_name", "p_0", "p_1"]
     assert frame["pred"].tolist() == [1, 0] and frame["pred_name"].tolist() == ["MI", "healthy"]
+
+
+# ---- every class of the task, whatever classes the model saw ---------------------------------
+
+SEEN = [0, 2, 4]
+"""The MIT-BIH classes the models below are trained on (N, V, Q: no S, no F)."""
+
+
+def _three_of_five(cfg_smoke, kind: str):
+    """A real model trained on the MIT-BIH fixture beats of classes 0, 2 and 4 only."""
+    from fixtures_mlflow import beat_table
+    from sklearn.linear_model import LogisticRegression
+
+    from ecgops.models.classical import build_pipeline
+
+    table = beat_table("mitbih")
+    x, y = xy(table[table["label"].isin(SEEN)])
+    if kind == "lr":
+        return LogisticRegression(max_iter=500).fit(x, y)
+    pipeline = build_pipeline(cfg_smoke, kind, "raw", len(cfg_smoke.class_names("mitbih")), "none")
+    return pipeline.fit(x, y)
+
+
+@pytest.mark.parametrize("kind", ["lr", "rf", "lgbm"])
+def test_a_model_that_saw_three_of_five_classes_answers_for_all_five(cfg_smoke, kind) -> None:
+    from fixtures_mlflow import beat_table
+
+    names = cfg_smoke.class_names("mitbih")
+    predictor = _three_of_five(cfg_smoke, kind)
+    x, _ = xy(beat_table("mitbih"))
+
+    out = BeatClassifier(predictor, "mitbih", names).predict(None, x)
+
+    assert list(out.columns) == output_columns(5)
+    p = out[[f"p_{j}" for j in range(5)]].to_numpy()
+    assert (p[:, [1, 3]] == 0).all()  # S and F: never seen, probability 0 in their own column
+    np.testing.assert_allclose(p[:, SEEN], predictor.predict_proba(x), rtol=1e-6)  # by label
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    assert set(out["pred"]) <= set(SEEN)
+    assert out["pred_name"].tolist() == [names[i] for i in out["pred"]]
+
+
+def test_classes_outside_the_task_are_refused(cfg_smoke) -> None:
+    from fixtures_mlflow import beat_table
+    from sklearn.linear_model import LogisticRegression
+
+    table = beat_table("mitbih")
+    x, y = xy(table)
+    wrong = LogisticRegression(max_iter=200).fit(x, y + 3)  # labels 3..7 for a 5-class task
+    with pytest.raises(RuntimeError, match="not labels 0..4"):
+        BeatClassifier(wrong, "mitbih", cfg_smoke.class_names("mitbih")).predict(None, x[:4])
 
 
 # ---- the logged model, loaded back from the registry server ----------------------------------

@@ -1,22 +1,24 @@
-"""Registering the best run as the challenger: selection on validation, idempotence, locking."""
+"""Registering the best run as the challenger: selection on validation among comparable runs,
+idempotence, locking."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from fixtures_mlflow import fit_lr, fit_prior, free_port, log_run
+from fixtures_mlflow import beat_table, fit_lr, fit_prior, free_port, log_run, xy
 
 from ecgops.errors import RegistryError, TrackingUnavailable
 from ecgops.evaluation.records import RULE_TAG, rule_from_tag
 from ecgops.registry import drift
-from ecgops.registry.register import (
+from ecgops.registry.candidates import RunScope
+from ecgops.registry.client import (
     CHALLENGER,
     mlflow_client,
-    register_best,
     registered_model_name,
     registry_lock,
 )
+from ecgops.registry.register import register_best
 
 pytestmark = pytest.mark.integration
 
@@ -52,24 +54,28 @@ def test_best_validation_run_becomes_challenger_once(registry_cfg, ptb) -> None:
     assert len(versions(cfg)) == 1
 
 
-def test_configurations_are_ranked_on_the_patient_scheme(registry_cfg, ptb) -> None:
+def test_the_run_ranked_on_the_patient_scheme_is_the_one_registered(registry_cfg, ptb) -> None:
     cfg = registry_cfg(registry={"select_scheme": "patient"})
     memoriser = log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="rf", val_score=0.95)
-    generaliser = log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="lr", val_score=0.80)
+    log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="lr", val_score=0.80)
     log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="rf", scheme="patient", val_score=0.60)
-    log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="lr", scheme="patient", val_score=0.75)
+    generaliser = log_run(cfg, "ptb", fit_lr(ptb["train"]), ptb, name="lr", scheme="patient",
+                          val_score=0.75)  # fmt: skip
 
-    mv = register_best(cfg, "ptb", "beat", train_data=ptb["train"], val_data=ptb["val"])
+    mv = register_best(cfg, "ptb", train_data=ptb["train"], val_data=ptb["val"])
 
-    assert mv.run_id == generaliser != memoriser  # lr wins on new patients; its beat run is kept
-    assert mv.tags["select_scheme"] == "patient" and mv.tags["split_scheme"] == "beat"
+    # lr wins on new patients, and its patient-split run itself is registered: the model whose
+    # validation figure ranked it, not a sibling trained on another split
+    assert mv.run_id == generaliser != memoriser
+    assert mv.tags["select_scheme"] == mv.tags["split_scheme"] == "patient"
     assert float(mv.tags["select_value"]) == pytest.approx(0.75)
+    assert float(mv.tags["metric.val_balanced_accuracy"]) == pytest.approx(0.75)
     rule = rule_from_tag(mv.tags[RULE_TAG])  # learned on the validation records
     assert rule["kind"] in {"argmax", "threshold"} and rule["val_records"] >= 1
-    assert rule["fitted_on"].startswith("patient validation records")  # new patients only
+    assert rule["fitted_on"] == f"patient validation records, run {generaliser}"  # its own
 
-    plain = registry_cfg(registry={"select_scheme": None})
-    assert register_best(plain, "ptb", "beat", train_data=ptb["train"]).run_id == memoriser
+    plain = registry_cfg(registry={"select_scheme": None})  # rank on splits.scheme (beat)
+    assert register_best(plain, "ptb", train_data=ptb["train"]).run_id == memoriser
 
 
 def test_scheme_selects_among_that_schemes_runs(registry_cfg, ptb) -> None:
@@ -132,3 +138,76 @@ def test_unreachable_tracking_server_fails_fast(registry_cfg, monkeypatch) -> No
     monkeypatch.setenv("MLFLOW_TRACKING_URI", cfg.tracking.uri)
     with pytest.raises(TrackingUnavailable, match="unreachable"):
         register_best(cfg, "ptb")
+
+
+# ---- like with like: profile, data version and split version ---------------------------------
+
+
+def _log_model_run(cfg, name: str, predictor, val_score: float) -> str:
+    """A finished MIT-BIH beat-scheme run with a logged model and a given validation score."""
+    import mlflow
+
+    from ecgops.registry.pyfunc import log_beat_model
+    from ecgops.tracking import start_run
+
+    with start_run(cfg, "mitbih", name, scheme="beat") as run:
+        mlflow.log_metric("val_balanced_accuracy", val_score)
+        x, _ = xy(beat_table("mitbih"))
+        log_beat_model(predictor, "mitbih", cfg.class_names("mitbih"), x[:3])
+        return run.info.run_id
+
+
+def _write_tables(cfg, table) -> None:
+    """The project's MIT-BIH beat table and its splits, as ``data build`` + ``split`` leave them."""
+    from ecgops.data.splits import make_splits
+    from ecgops.paths import beat_table as table_path
+
+    path = table_path(cfg, "mitbih")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path, index=False)
+    make_splits(cfg, "mitbih")
+
+
+def test_only_runs_of_this_profile_data_and_split_compete(registry_cfg) -> None:
+    """A smoke pipeline in a project that already holds better-scoring runs of another profile,
+    an older beat table and another split: registration ranks only its own runs (issue 16) and
+    succeeds with a model trained on 3 of the 5 classes (the smoke MIT-BIH training part)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ecgops.data.splits import load_split
+
+    cfg = registry_cfg()
+    table = beat_table("mitbih")
+    _write_tables(cfg, table.iloc[:-20])  # an older beat table: another data version
+    old_data = _log_model_run(cfg, "old-data", fit_lr(table), 0.99)
+    resplit = registry_cfg(splits={"val_size": 0.3})
+    _write_tables(resplit, table)  # the current table, another split
+    other_split = _log_model_run(resplit, "other-split", fit_lr(table), 0.97)
+    _write_tables(cfg, table)  # this pipeline's tables
+    other_profile = _log_model_run(registry_cfg(profile="quick"), "quick", fit_lr(table), 0.98)
+    train = load_split(cfg, "mitbih", "beat")["train"]
+    seen = train[train["label"].isin([0, 2, 4])]
+    three = LogisticRegression(max_iter=500).fit(*xy(seen))
+    ours = _log_model_run(cfg, "three-classes", three, 0.40)
+    scope = RunScope.current(cfg, "mitbih")
+    tags = {
+        r: mlflow_client(cfg).get_run(r).data.tags for r in (old_data, other_split, other_profile)
+    }
+    assert tags[old_data]["data_version"] != scope.data_version  # each differs in one way only
+    assert tags[other_split]["data_version"] == scope.data_version != "missing"
+    assert tags[other_split]["split_version"] != scope.split_version
+    assert tags[other_profile]["profile"] == "quick" != scope.profile
+    assert {k: tags[other_profile][k] for k in ("data_version", "split_version")} == {
+        "data_version": scope.data_version,
+        "split_version": scope.split_version,
+    }
+
+    mv = register_best(cfg, "mitbih")
+
+    assert mv is not None and mv.run_id == ours not in {old_data, other_profile, other_split}
+    assert {k: mv.tags[k] for k in ("profile", "data_version", "split_version")} == scope.tags()
+    assert drift.from_tag(mv.tags[drift.STATS_TAG])["n"] == len(train)  # its own training part
+    rule = rule_from_tag(mv.tags[RULE_TAG])  # fitted on its own validation records: 5 columns
+    assert rule["val_records"] >= 1 and rule["fitted_on"] == f"beat validation records, run {ours}"
+    foreign = RunScope(scope.profile, "0" * 32, scope.split_version)  # nothing of that data
+    assert register_best(cfg, "mitbih", scope=foreign) is None

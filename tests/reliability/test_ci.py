@@ -6,10 +6,13 @@ pytest over ``tests/`` (this folder included, integration tests too), then ``pip
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +62,20 @@ def test_a_vulnerable_dependency_fails_ci() -> None:
     step = _audit_step()
     assert not step.get("continue-on-error", False)
     assert "|| true" not in step["run"] and "|| :" not in step["run"]
+
+
+@pytest.mark.slow
+def test_a_run_that_collects_no_test_fails() -> None:
+    """pytest's exit 5 (nothing collected) must fail the README's test command, so CI can
+    never pass with nothing tested. Runs the real script (setup is a no-op when installed)."""
+    env = {**os.environ, "CI": "true"}
+    done = subprocess.run(
+        ["bash", "scripts/test.sh", "tests/reliability/test_ci.py", "-k", "no_test_has_this_name"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 5, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "nothing was checked" in done.stderr

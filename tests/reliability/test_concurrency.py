@@ -55,7 +55,7 @@ def _wait_for(paths: list[Path], procs: list[subprocess.Popen], timeout_s: float
 def test_two_processes_registering_at_once_make_exactly_one_version(
     registry_cfg, fixture_parts, mlflow_server: str, tmp_path: Path
 ) -> None:
-    from ecgops.registry.register import (
+    from ecgops.registry.client import (
         CHALLENGER,
         mlflow_client,
         registered_model_name,

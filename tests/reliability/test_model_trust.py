@@ -1,7 +1,7 @@
 """Pickled artifacts are loaded only from the project's own registry and folders (issue #10,
 security).
 
-``tests/test_predict.py`` checks :func:`ecgops.predict.resolve_model_uri` on plain foreign
+``tests/test_predict.py`` checks :func:`ecgops.registry.model.resolve_model_uri` on plain foreign
 URIs and paths. Here: the ways out of the project a path can take (``..``, a symlink, a
 ``file://`` URI), every entry point that loads a model refusing before it reads anything or
 contacts a server, and the torch files (checkpoints, encoders) loaded without unpickling code.
@@ -56,14 +56,14 @@ FOREIGN = {
 
 @pytest.mark.parametrize("way_out", list(FOREIGN))
 def test_foreign_model_locations_are_refused(project: Config, way_out: str) -> None:
-    from ecgops.predict import check_trusted
+    from ecgops.registry.model import check_trusted
 
     with pytest.raises(RegistryError, match=REFUSED):
         check_trusted(project, FOREIGN[way_out](project.root))
 
 
 def test_the_projects_own_models_are_trusted(project: Config) -> None:
-    from ecgops.predict import check_trusted
+    from ecgops.registry.model import check_trusted
 
     check_trusted(project, str(project.root / "models" / "ok"))
     check_trusted(project, "models:/ecgops-ptb@champion")
@@ -111,7 +111,7 @@ def test_encoder_file_with_code_is_refused_without_running_it(tmp_path: Path) ->
 
 def test_checkpoint_with_code_is_ignored_without_running_it(tmp_path: Path) -> None:
     from ecgops.models.nets import build_net
-    from ecgops.training.engine import CHECKPOINT_NAME, fit, set_seed
+    from ecgops.training.engine import CHECKPOINT_NAME, FitOptions, LoopConfig, fit, set_seed
 
     df = pd.read_parquet(FIXTURES / "beats_ptb.parquet").sample(frac=1.0, random_state=0)
     x, y = signals(df), labels(df)
@@ -124,11 +124,13 @@ def test_checkpoint_with_code_is_ignored_without_running_it(tmp_path: Path) -> N
     try:
         set_seed(7)
         net = build_net("cnn", 2, channels=[4, 8], kernel=5, dropout=0.2, hidden=8)
-        result = fit(
-            net, (x[:48], y[:48]), (x[48:64], y[48:64]), epochs=1, patience=1, lr=3e-3,
-            weight_decay=1e-4, batch_size=16, imbalance="weighted_loss", seed=7, n_classes=2,
-            device=torch.device("cpu"), log_mlflow=False, checkpoint_dir=ckpt,
+        loop = LoopConfig(
+            epochs=1, patience=1, lr=3e-3, weight_decay=1e-4, batch_size=16,
+            imbalance="weighted_loss", seed=7,
         )  # fmt: skip
+        options = FitOptions(device=torch.device("cpu"), log_mlflow=False, checkpoint_dir=ckpt)
+        train, val = (x[:48], y[:48]), (x[48:64], y[48:64])
+        result = fit(net, train, val, loop, n_classes=2, options=options)
     finally:
         torch.set_num_threads(threads)
     assert not marker.exists()

@@ -96,7 +96,7 @@ def dask_sockets() -> Iterator[dict[str, list[str]]]:
     """The listening addresses of the local Dask cluster that ``ecgops.orchestration`` starts
     (its own cluster arguments, one worker)."""
     distributed = pytest.importorskip("distributed")
-    from ecgops.orchestration import dask_runner
+    from ecgops.orchestration.concurrency import dask_runner
 
     kwargs = {**dask_runner(n_workers=1).cluster_kwargs, "n_workers": 1}
 

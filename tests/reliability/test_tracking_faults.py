@@ -25,7 +25,8 @@ def test_unreachable_server_fails_fast_with_a_clear_message(
     start = time.monotonic()
     with pytest.raises(TrackingUnavailable) as err:
         configure(cfg)
-    assert time.monotonic() - start < 15
+    # the behaviour is "no hang": a bound that holds on a loaded machine, not a speed target
+    assert time.monotonic() - start < HEALTH_TIMEOUT_S * 4
     assert uri in str(err.value) and "unreachable" in str(err.value)
 
 
@@ -41,7 +42,8 @@ def test_server_that_accepts_but_never_answers_times_out_clearly(cfg_smoke_facto
         with pytest.raises(TrackingUnavailable) as err:
             configure(cfg)
         waited = time.monotonic() - start
-    assert HEALTH_TIMEOUT_S * 0.8 <= waited < HEALTH_TIMEOUT_S + 10
+    # it waits for the probe's timeout, then gives up (upper bound generous: a busy CI machine)
+    assert HEALTH_TIMEOUT_S * 0.8 <= waited < HEALTH_TIMEOUT_S * 4 + 30
     assert uri in str(err.value) and "unreachable" in str(err.value)
     assert "timed out" in str(err.value)
 

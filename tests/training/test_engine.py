@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from ecgops.models.nets import build_net
 from ecgops.schema import labels, signals
 from ecgops.training.engine import (
     CHECKPOINT_NAME,
+    FitOptions,
+    LoopConfig,
     TorchBeatPredictor,
     balanced_accuracy,
     class_weights,
@@ -49,20 +52,24 @@ def data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (x[:80], y[:80]), "val": (x[80:], y[80:])}
 
 
+LOOP = LoopConfig(
+    epochs=2,
+    patience=5,
+    lr=3e-3,
+    weight_decay=1e-4,
+    batch_size=16,
+    imbalance="weighted_loss",
+    seed=7,
+)
+OPTION_FIELDS = {f.name for f in dataclasses.fields(FitOptions)}
+
+
 def settings(**overrides):
-    base = dict(
-        epochs=2,
-        patience=5,
-        lr=3e-3,
-        weight_decay=1e-4,
-        batch_size=16,
-        imbalance="weighted_loss",
-        seed=7,
-        n_classes=2,
-        device=CPU,
-        log_mlflow=False,
-    )
-    return {**base, **overrides}
+    """``fit`` keyword arguments: the loop, ``n_classes`` and options, with overrides of either."""
+    loop = LOOP.replace(**{k: v for k, v in overrides.items() if k not in OPTION_FIELDS})
+    options = {"device": CPU, "log_mlflow": False}
+    options.update({k: v for k, v in overrides.items() if k in OPTION_FIELDS})
+    return {"loop": loop, "n_classes": 2, "options": FitOptions(**options)}
 
 
 def train_cnn(data, **overrides):
@@ -140,7 +147,7 @@ KILL_SCRIPT = textwrap.dedent(
     import os, signal, sys
     import numpy as np, torch
     from ecgops.models.nets import build_net
-    from ecgops.training.engine import fit, set_seed
+    from ecgops.training.engine import FitOptions, LoopConfig, fit, set_seed
 
     torch.set_num_threads(1)
     ckpt, kill_at = sys.argv[1], int(sys.argv[2])
@@ -157,9 +164,10 @@ KILL_SCRIPT = textwrap.dedent(
         return forward(x, mask)
 
     net.forward = dying_forward
-    res = fit(net, (d["xt"], d["yt"]), (d["xv"], d["yv"]), epochs=3, patience=5, lr=3e-3,
-              weight_decay=1e-4, batch_size=16, imbalance="weighted_loss", seed=7,
-              n_classes=2, device=torch.device("cpu"), log_mlflow=False, checkpoint_dir=ckpt)
+    loop = LoopConfig(epochs=3, patience=5, lr=3e-3, weight_decay=1e-4, batch_size=16,
+                      imbalance="weighted_loss", seed=7)
+    options = FitOptions(device=torch.device("cpu"), log_mlflow=False, checkpoint_dir=ckpt)
+    res = fit(net, (d["xt"], d["yt"]), (d["xv"], d["yv"]), loop, n_classes=2, options=options)
     np.save(sys.argv[4], np.array([h["val_loss"] for h in res.history]))
     """
 )

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ecgops.models.encoder import Classifier, Encoder
+from ecgops.training.engine import LoopConfig
 from ecgops.training.finetune import (
     Phase,
     make_predictor,
@@ -18,15 +19,11 @@ from ecgops.training.finetune import (
     strategy_phases,
 )
 
-FIT = dict(
-    patience=5,
-    weight_decay=0.0,
-    batch_size=16,
-    imbalance="none",
-    seed=0,
-    n_classes=2,
-    device=torch.device("cpu"),
+# each phase sets its own epochs and lr
+LOOP = LoopConfig(
+    epochs=1, patience=5, lr=1e-3, weight_decay=0.0, batch_size=16, imbalance="none", seed=0
 )
+FIT = dict(n_classes=2, device=torch.device("cpu"))
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +78,7 @@ def test_strategy_a_freezes_encoder_and_b_trains_it(strategy):
     head0 = copy.deepcopy(model.head.state_dict())
     x, y = _data()
     phases = strategy_phases(strategy, 2, 1e-2, 0.5, 0.1)
-    run_phases(model, phases, (x[:32], y[:32]), (x[32:], y[32:]), **FIT)
+    run_phases(model, phases, (x[:32], y[:32]), (x[32:], y[32:]), LOOP, **FIT)
     assert _same(enc0, _encoder_state(model)) is (strategy == "A")
     assert not _same(head0, model.head.state_dict())
     assert all(p.requires_grad for p in model.parameters())  # unfrozen afterwards
@@ -98,6 +95,7 @@ def test_strategy_c_moves_the_encoder_only_in_phase_two():
         strategy_phases("C", 2, 1e-2, 0.5, 0.5),
         (x[:32], y[:32]),
         (x[32:], y[32:]),
+        LOOP,
         on_epoch=lambda e, m: epochs.append((e, m["phase"])),
         on_phase_end=lambda ph, m: after.setdefault(ph.name, _encoder_state(m)),
         **FIT,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ecgops.data.beats import RecordPeakStats
 
@@ -27,6 +28,8 @@ class RecordBeats:
         beats: float32 array (n, beat_len).
         labels: int64 array (n,) of class indices.
         stats: the record's R-peak statistics.
+        context: per beat (same rows), the R-peak position and RR context
+            (``ecgops.schema.POSITION_COLUMNS + CONTEXT_COLUMNS``), or None (PTB).
     """
 
     source: str
@@ -35,6 +38,7 @@ class RecordBeats:
     beats: np.ndarray
     labels: np.ndarray
     stats: RecordPeakStats
+    context: pd.DataFrame | None = None
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgops.models.nets.context import as_channels, with_context
 from ecgops.schema import BEAT_LEN
 
 
@@ -20,6 +21,10 @@ class CNNNet(nn.Module):
         dropout: dropout before the dense layers.
         hidden: width of the hidden dense layer.
         length: input length (187 samples).
+        context_dim: width of the per-beat context (its RR features) concatenated to the
+            flattened encoder output before the dense layers; 0: none.
+        in_channels: leads per beat; with more than one, ``x`` is (n, in_channels, 187) or
+            the leads side by side, (n, in_channels * 187) (:func:`as_channels`).
     """
 
     def __init__(
@@ -30,10 +35,14 @@ class CNNNet(nn.Module):
         dropout: float = 0.2,
         hidden: int = 64,
         length: int = BEAT_LEN,
+        context_dim: int = 0,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
+        self.context_dim = int(context_dim)
+        self.in_channels = int(in_channels)
         blocks: list[nn.Module] = []
-        c_in = 1
+        c_in = self.in_channels
         for c_out in channels:
             blocks += [
                 nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
@@ -44,18 +53,28 @@ class CNNNet(nn.Module):
             c_in = c_out
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
-            flat = self.features(torch.zeros(1, 1, length)).numel()
+            flat = self.features(torch.zeros(1, self.in_channels, length)).numel()
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(flat, hidden),
+            nn.Linear(flat + self.context_dim, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, n_classes),
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits for beats ``x`` (n, 187); ``mask`` (True at padding) zeroes padded samples."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits for beats ``x`` (n, 187) and, with ``context_dim``, their ``context`` (n, c).
+
+        ``mask`` (True at padding, the shape of ``x``) zeroes padded samples. A multi-lead net
+        takes (n, in_channels, 187) or (n, in_channels * 187).
+        """
         if mask is not None:
             x = x.masked_fill(mask, 0.0)
-        return self.head(self.features(x.unsqueeze(1)))
+        encoded = self.features(as_channels(x, self.in_channels))
+        return self.head(with_context(encoded, context, self.context_dim))

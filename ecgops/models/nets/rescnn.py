@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgops.models.nets.context import as_channels, with_context
 from ecgops.schema import BEAT_LEN
 
 
@@ -45,6 +46,10 @@ class ResCNNNet(nn.Module):
         dropout: dropout before the dense layers.
         hidden: width of the hidden dense layer.
         length: input length (187 samples).
+        context_dim: width of the per-beat context (its RR features) concatenated to the
+            flattened encoder output before the dense layers; 0: none.
+        in_channels: leads per beat; with more than one, ``x`` is (n, in_channels, 187) or
+            the leads side by side, (n, in_channels * 187).
     """
 
     def __init__(
@@ -56,26 +61,40 @@ class ResCNNNet(nn.Module):
         dropout: float = 0.2,
         hidden: int = 32,
         length: int = BEAT_LEN,
+        context_dim: int = 0,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
+        self.context_dim = int(context_dim)
+        self.in_channels = int(in_channels)
         self.stem = nn.Sequential(
-            nn.Conv1d(1, channels, kernel, padding=kernel // 2, bias=False),
+            nn.Conv1d(self.in_channels, channels, kernel, padding=kernel // 2, bias=False),
             nn.BatchNorm1d(channels),
             nn.ReLU(inplace=True),
         )
         self.blocks = nn.Sequential(*[ResidualBlock(channels, kernel) for _ in range(blocks)])
         with torch.no_grad():
-            flat = self.blocks(self.stem(torch.zeros(1, 1, length))).numel()
+            flat = self.blocks(self.stem(torch.zeros(1, self.in_channels, length))).numel()
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(flat, hidden),
+            nn.Linear(flat + self.context_dim, hidden),
             nn.ReLU(inplace=True),
             nn.Linear(hidden, n_classes),
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits for beats ``x`` (n, 187); ``mask`` (True at padding) zeroes padded samples."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits for beats ``x`` (n, 187) and, with ``context_dim``, their ``context`` (n, c).
+
+        ``mask`` (True at padding, the shape of ``x``) zeroes padded samples. A multi-lead net
+        takes (n, in_channels, 187) or (n, in_channels * 187).
+        """
         if mask is not None:
             x = x.masked_fill(mask, 0.0)
-        return self.head(self.blocks(self.stem(x.unsqueeze(1))))
+        encoded = self.blocks(self.stem(as_channels(x, self.in_channels)))
+        return self.head(with_context(encoded, context, self.context_dim))

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from ecgops.models.nets.context import as_channels
 from ecgops.models.nets.masking import padding_mask
 from ecgops.schema import BEAT_LEN
 
@@ -90,6 +91,8 @@ class TransformerNet(nn.Module):
         patch: samples per token (the beat is zero-extended to a multiple of it).
         dropout: dropout inside the layers and before the classifier.
         length: input length (187 samples).
+        in_channels: leads per beat; a token is then the patch of every lead, and a sample
+            is padding only where it is padding in every lead.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class TransformerNet(nn.Module):
         patch: int = 1,
         dropout: float = 0.1,
         length: int = BEAT_LEN,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         if d_model % heads:
@@ -109,7 +113,8 @@ class TransformerNet(nn.Module):
         self.patch = patch
         self.length = length
         self.n_tokens = math.ceil(length / patch)
-        self.embed = nn.Linear(patch, d_model)
+        self.in_channels = int(in_channels)
+        self.embed = nn.Linear(patch * self.in_channels, d_model)
         self.register_buffer(
             "positions", sinusoidal_encoding(self.n_tokens, d_model), persistent=False
         )
@@ -126,6 +131,40 @@ class TransformerNet(nn.Module):
         if extra:
             mask = nn.functional.pad(mask, (0, extra), value=True)
         return mask.view(mask.shape[0], self.n_tokens, self.patch).all(dim=2)
+
+    def patches(
+        self, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens' raw values (n, T, patch * in_channels) and the sample padding mask (n, L).
+
+        Args:
+            x: beats (n, L), or (n, in_channels, L) / (n, in_channels * L) for several leads.
+            mask: True at padding, the shape of ``x``; default from each lead's trailing zeros.
+
+        Returns:
+            The patches (padded samples zeroed) and the mask over samples (padding in every
+            lead).
+        """
+        n = x.shape[0]
+        if self.in_channels == 1:
+            if mask is None:
+                mask = padding_mask(x)
+            x = x.masked_fill(mask, 0.0)
+            extra = self.n_tokens * self.patch - x.shape[1]
+            if extra:
+                x = nn.functional.pad(x, (0, extra))
+            return x.view(n, self.n_tokens, self.patch), mask
+        leads = as_channels(x, self.in_channels)
+        c, length = leads.shape[1], leads.shape[2]
+        if mask is None:
+            mask = padding_mask(leads.reshape(n * c, length))
+        mask = mask.reshape(n, c, length)
+        leads = leads.masked_fill(mask, 0.0)
+        extra = self.n_tokens * self.patch - length
+        if extra:
+            leads = nn.functional.pad(leads, (0, extra))
+        tokens = leads.view(n, c, self.n_tokens, self.patch).permute(0, 2, 1, 3)
+        return tokens.reshape(n, self.n_tokens, c * self.patch), mask.all(dim=1)
 
     def forward(
         self,
@@ -144,13 +183,8 @@ class TransformerNet(nn.Module):
         Returns:
             Logits (n, n_classes), or (logits, [per layer (n, heads, T, T)]).
         """
-        if mask is None:
-            mask = padding_mask(x)
-        x = x.masked_fill(mask, 0.0)
-        extra = self.n_tokens * self.patch - x.shape[1]
-        if extra:
-            x = nn.functional.pad(x, (0, extra))
-        tokens = self.embed(x.view(x.shape[0], self.n_tokens, self.patch)) + self.positions
+        patches, mask = self.patches(x, mask)
+        tokens = self.embed(patches) + self.positions
         key_mask = self.token_mask(mask)
         weights: list[torch.Tensor] = []
         for layer in self.layers:

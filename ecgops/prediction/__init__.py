@@ -1,0 +1,1 @@
+"""Prediction on whole records: per-beat annotation (``ecgops annotate``)."""
