@@ -19,6 +19,7 @@ from ecgops.models import (
     CLASSICAL_INPUTS,
     CLASSICAL_MODELS,
     CONTEXT_TASKS,
+    MULTILEAD_NETS,
     NET_NAMES,
     deep_config_names,
     split_context,
@@ -358,6 +359,16 @@ class MultileadValidationConfig(_Frozen):
     min_per_class: int = Field(ge=0)
 
 
+class MultileadRecordConfig(_Frozen):
+    """Record-level models of the multi-lead runs (``multilead.record``; ecgops/training/
+    record_level.py): a logistic model on per-record statistics of beat probabilities."""
+
+    quantiles: list[float] = [0.1, 0.25, 0.5, 0.75, 0.9]
+    C: float = Field(default=1.0, gt=0.0)
+    select_folds: int = Field(default=5, ge=2)
+    max_iter: int = Field(default=1000, ge=1)
+
+
 class MultileadConfig(_Frozen):
     """Multi-lead PTB-family beats (``multilead``; see ``ecgops.data.multilead``)."""
 
@@ -365,6 +376,28 @@ class MultileadConfig(_Frozen):
     peak_lead: str
     on_missing_lead: Literal["fail", "skip"]
     validation: MultileadValidationConfig
+    lead_sets: dict[str, list[str] | Literal["all"]] = {}
+    record: MultileadRecordConfig = Field(default_factory=lambda: MultileadRecordConfig())
+
+    def lead_set(self, name: str) -> list[str]:
+        """The leads of ``lead_sets[name]`` (``all``: every lead of :attr:`leads`), checked.
+
+        Raises:
+            ValueError: an unknown set, or leads the multi-lead table does not hold.
+        """
+        if name not in self.lead_sets:
+            raise ValueError(
+                f"unknown lead set {name!r}; multilead.lead_sets has {', '.join(self.lead_sets)}"
+            )
+        chosen = self.lead_sets[name]
+        leads = list(self.leads) if chosen == "all" else list(chosen)
+        missing = [lead for lead in leads if lead not in self.leads]
+        if missing or not leads:
+            raise ValueError(
+                f"lead set {name!r} needs lead(s) {', '.join(missing) or '(none given)'}; the "
+                f"multi-lead table holds {', '.join(self.leads)} (multilead.leads)"
+            )
+        return leads
 
 
 class ContextConfig(_Frozen):
@@ -378,6 +411,7 @@ class PipelineConfig(_Frozen):
     classical: dict[str, list[str]]
     classical_inputs: dict[str, list[str]]
     deep: dict[str, list[str]]
+    multilead: dict[str, list[str]] = {}  # net -> lead sets trained on ptb12 (multilead.lead_sets)
     pretrain_methods: list[Literal["supervised", "contrastive"]]
     finetune_encoders: list[Literal["supervised", "contrastive"]]
     max_workers: int
@@ -472,7 +506,7 @@ class Config(_Frozen):
         """Class names in label order for a task."""
         if task == "mitbih":
             return list(self.data.mitbih.beat_symbols)
-        if task == "ptb":
+        if task in ("ptb", "ptb12"):  # ptb12: the multi-lead PTB table, same classes
             return ["healthy", "MI"]
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
@@ -519,6 +553,11 @@ def check_model_names(cfg: Config) -> None:
         check_inputs(task, names, "pipeline.deep", deep_config_names(tuple(cfg.deep.archs)))
     for task, inputs in cfg.pipeline.classical_inputs.items():
         check_inputs(task, inputs, "pipeline.classical_inputs", CLASSICAL_INPUTS)
+    nets = tuple(n for n in MULTILEAD_NETS if n in cfg.deep.archs)
+    check("pipeline.multilead (multi-lead nets with a deep.archs entry)", list(cfg.pipeline.multilead), nets)
+    for sets in cfg.pipeline.multilead.values():
+        for name in sets:
+            cfg.multilead.lead_set(name)  # raises on an unknown set or missing leads
     if cfg.data.beat_len != BEAT_LEN:
         raise ValueError(
             f"{PARAMS_FILE}: data.beat_len is {cfg.data.beat_len}, but beats have {BEAT_LEN} "

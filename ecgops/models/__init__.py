@@ -19,6 +19,8 @@ MORPHOLOGY_INPUTS: tuple[str, ...] = ("raw", "features")
 CLASSICAL_INPUTS: tuple[str, ...] = MORPHOLOGY_INPUTS + tuple(
     f"{i}{CONTEXT_SUFFIX}" for i in MORPHOLOGY_INPUTS
 )
+MULTILEAD_NETS: tuple[str, ...] = ("cnn", "rescnn", "transformer")
+"""Nets that read several leads per beat (``in_channels``; the multi-lead task ``ptb12``)."""
 CONTEXT_NETS: tuple[str, ...] = ("cnn", "rescnn")
 """Nets whose head takes the RR context beside the encoded waveform (``context_dim``)."""
 CONTEXT_TASKS: tuple[str, ...] = ("mitbih",)
@@ -78,6 +80,7 @@ __all__ = [
     "CONTEXT_SUFFIX",
     "CONTEXT_TASKS",
     "MORPHOLOGY_INPUTS",
+    "MULTILEAD_NETS",
     "NET_NAMES",
     "check_context_task",
     "deep_config_names",
