@@ -143,12 +143,28 @@ def train_deep(
     task: TaskOpt,
     scheme: SchemeOpt = "beat",
     model: Annotated[str, typer.Option(help="lstm, bilstm, cnn, rescnn or transformer")] = "cnn",
+    leads: Annotated[
+        str | None, typer.Option(help="task ptb12: a multilead.lead_sets name (e.g. ii, all)")
+    ] = None,
 ) -> None:
-    """Train one deep model (PyTorch) with early stopping and checkpoints."""
+    """Train one deep model (PyTorch) with early stopping and checkpoints.
+
+    ``--task ptb12`` trains a multi-lead net (cnn, rescnn, transformer) on the leads of
+    ``--leads`` (default ``all``).
+    """
+    keys = ("name", "scheme", "test", "cv", "mlflow_run_id")
+    if task == "ptb12":
+        from ecgops.training.multilead import train_multilead
+
+        record = train_multilead(_cfg(), scheme, model, leads or "all")
+        _echo_json({k: record.get(k) for k in (*keys, "record")})
+        return
+    if leads:
+        raise typer.BadParameter("--leads is for --task ptb12 (the multi-lead table)")
     from ecgops.training.deep import train_deep as run
 
     record = run(_cfg(), task, scheme, model)
-    _echo_json({k: record.get(k) for k in ("name", "scheme", "test", "cv", "mlflow_run_id")})
+    _echo_json({k: record.get(k) for k in keys})
 
 
 @train_app.command("pretrain")
@@ -260,7 +276,11 @@ def predict(
         str | None, typer.Option("--task", "-t", help="use this task's champion")
     ] = None,
 ) -> None:
-    """Batch prediction on a CSV of beats, or record-level diagnosis of WFDB records."""
+    """Batch prediction on a CSV of beats, or record-level diagnosis of WFDB records.
+
+    ``--input`` uses the task's single-lead champion; ``--record`` its multi-lead champion for
+    records that have that model's leads, else the single-lead one.
+    """
     from ecgops import predict as P
     from ecgops.registry.model import resolve_model_uri
 
@@ -269,7 +289,8 @@ def predict(
     if record:
         if not task:
             raise typer.BadParameter("--record needs --task (ptb or mitbih)")
-        summary = P.predict_records(cfg, task, [Path(r) for r in record], output, model_uri=uri)
+        paths = [Path(r) for r in record]  # no --model: the multi-lead champion where it fits
+        summary = P.predict_records(cfg, task, paths, output, model_uri=uri if model else None)
     elif input is not None:
         summary = P.predict_csv(uri, input, output, cfg=cfg)
     else:

@@ -3,6 +3,12 @@
 ``load_config()`` reads ``params.yaml``, applies the selected profile's overrides
 (``smoke``, ``quick`` or ``full``; ``ECGOPS_PROFILE`` wins over the file) and
 returns a validated, immutable :class:`Config`. Profiles change sizes, not code.
+
+Why one module over 500 lines: it is the schema of ``params.yaml``, one small pydantic class
+per section, in the file's order, beside the loader that fills them. A reader checks a knob
+against its type and bounds in one place, every stage imports only ``ecgops.config``, and its
+size grows with the number of sections, not with logic (each class holds fields and, at
+most, a short validator).
 """
 
 from __future__ import annotations
@@ -62,6 +68,17 @@ class MitbihConfig(_Frozen):
     ds2: list[str]
 
 
+class ArrhythmiaSourceConfig(_Frozen):
+    """A further beat-annotated WFDB database read like MIT-BIH (``data.arrhythmia_sources``).
+
+    Its folder is ``data.raw_folders[<name>]``; the sampling rate comes from each header.
+    """
+
+    leads: list[str] = Field(min_length=1)  # signal names in order of preference (any case)
+    fallback_channel: int | None = 0  # none of the leads: this channel (logged); None = error
+    annotator: str = "atr"  # reference beat annotations with MIT-BIH beat symbols
+
+
 class RhythmConfig(_Frozen):
     """RR context of a beat within its record (``data.rhythm``; see ``ecgops.data.rhythm``)."""
 
@@ -113,6 +130,20 @@ class DataConfig(_Frozen):
     ptbxl: PtbxlConfig
     ptbdb: PtbdbConfig
     ptb_sources: list[str]
+    arrhythmia_sources: dict[str, ArrhythmiaSourceConfig] = {}
+    mitbih_sources: list[str] = ["mitdb"]
+
+    @model_validator(mode="after")
+    def _check_arrhythmia_sources(self) -> DataConfig:
+        """Every ``mitbih_sources`` name has a raw folder and, but ``mitdb``, its settings."""
+        for name in self.mitbih_sources:
+            if name not in self.raw_folders:
+                raise ValueError(f"data.mitbih_sources: {name!r} has no data.raw_folders entry")
+            if name != "mitdb" and name not in self.arrhythmia_sources:
+                raise ValueError(f"data.mitbih_sources: {name!r} not in data.arrhythmia_sources")
+        if "mitdb" in self.arrhythmia_sources or any("/" in n for n in self.arrhythmia_sources):
+            raise ValueError("data.arrhythmia_sources: names may not be mitdb or contain '/'")
+        return self
 
 
 class GateSetConfig(_Frozen):
@@ -137,6 +168,7 @@ class SplitsConfig(_Frozen):
     val_size: float
     cv_folds: int
     mitbih_patient_val: Literal["grouped", "beat"]
+    extra_sources: Literal["exclude", "train", "test"] = "exclude"
     gate: GateConfig
 
 
@@ -406,12 +438,19 @@ class ContextConfig(_Frozen):
     normalise: Literal["none", "record_mean", "window_mean"]
 
 
+class MultileadPipelineConfig(_Frozen):
+    """Multi-lead runs of the pipeline (``pipeline.multilead``): every net x every lead set."""
+
+    nets: list[str] = []
+    lead_sets: list[str] = []
+
+
 class PipelineConfig(_Frozen):
     tasks: list[Task]
     classical: dict[str, list[str]]
     classical_inputs: dict[str, list[str]]
     deep: dict[str, list[str]]
-    multilead: dict[str, list[str]] = {}  # net -> lead sets trained on ptb12 (multilead.lead_sets)
+    multilead: MultileadPipelineConfig = Field(default_factory=lambda: MultileadPipelineConfig())
     pretrain_methods: list[Literal["supervised", "contrastive"]]
     finetune_encoders: list[Literal["supervised", "contrastive"]]
     max_workers: int
@@ -517,8 +556,9 @@ def check_model_names(cfg: Config) -> None:
     ``pipeline.classical`` must name classical models, ``pipeline.deep`` and the keys of
     ``deep.archs`` registered nets (``pipeline.deep`` names also need a ``deep.archs`` entry;
     ``{net}+rr`` names a context net), ``pipeline.classical_inputs`` known inputs (context ones,
-    ``...+rr``, only for tasks with RR context), and ``data.beat_len`` must be the beat length
-    the schema fixes.
+    ``...+rr``, only for tasks with RR context), ``pipeline.multilead`` multi-lead nets of
+    ``deep.archs`` and lead sets whose leads the multi-lead table holds, and ``data.beat_len``
+    must be the beat length the schema fixes.
 
     Args:
         cfg: the configuration being validated.
@@ -554,10 +594,9 @@ def check_model_names(cfg: Config) -> None:
     for task, inputs in cfg.pipeline.classical_inputs.items():
         check_inputs(task, inputs, "pipeline.classical_inputs", CLASSICAL_INPUTS)
     nets = tuple(n for n in MULTILEAD_NETS if n in cfg.deep.archs)
-    check("pipeline.multilead (multi-lead nets with a deep.archs entry)", list(cfg.pipeline.multilead), nets)
-    for sets in cfg.pipeline.multilead.values():
-        for name in sets:
-            cfg.multilead.lead_set(name)  # raises on an unknown set or missing leads
+    check("pipeline.multilead.nets (nets of deep.archs)", cfg.pipeline.multilead.nets, nets)
+    for name in cfg.pipeline.multilead.lead_sets:
+        cfg.multilead.lead_set(name)  # raises on an unknown set or missing leads
     if cfg.data.beat_len != BEAT_LEN:
         raise ValueError(
             f"{PARAMS_FILE}: data.beat_len is {cfg.data.beat_len}, but beats have {BEAT_LEN} "

@@ -278,6 +278,62 @@ def _chain(first: tuple[int, pd.DataFrame], rest: Iterator[tuple[int, pd.DataFra
 # ---- record-level diagnosis -------------------------------------------------------------------
 
 
+def record_models(cfg: Config, task: str, model_uri: str | None) -> list[str]:
+    """The models a record may use, best first: ``model_uri`` alone, else the task's
+    multi-lead champion (where the task has one registered) then its single-lead champion.
+
+    Raises:
+        RegistryError: the explicit model is not trusted.
+    """
+    if model_uri:
+        check_trusted(cfg, model_uri)
+        return [model_uri]
+    from ecgops.registry.client import (
+        CHAMPION,
+        MULTILEAD,
+        alias_version,
+        mlflow_client,
+        model_kinds,
+        registered_model_name,
+    )
+
+    uris = []
+    if MULTILEAD in model_kinds(task):
+        name = registered_model_name(cfg, task, MULTILEAD)
+        try:
+            found = alias_version(mlflow_client(cfg), name, CHAMPION)
+        except Exception as exc:  # noqa: BLE001 - no registry: the single-lead champion only
+            log.debug("no multi-lead champion: %s", exc)
+            found = None
+        if found is not None:
+            uris.append(f"models:/{name}@{CHAMPION}")
+    return [*uris, resolve_model_uri(cfg, task=task)]
+
+
+def _record_input(
+    cfg: Config, task: str, record: str, models: list[LoadedModel], explicit: bool
+) -> tuple[int, np.ndarray, str]:
+    """The first model whose leads the record has, and the record's beats for it.
+
+    Raises:
+        MissingLeadsError: an explicit multi-lead model and a record without its leads.
+    """
+    from ecgops.data.multilead import MissingLeadsError, match_leads
+    from ecgops.data.records import record_beats, record_lead_beats, record_leads
+
+    for i, model in enumerate(models):
+        if not model.leads:
+            return i, *record_beats(cfg, task, record)
+        names = record_leads(record)
+        missing = match_leads(names, list(model.leads))[1]
+        if not missing:
+            return i, *record_lead_beats(cfg, record, list(model.leads))
+        if explicit:
+            raise MissingLeadsError(record, missing, names)
+        log.info("%s: no lead(s) %s for the multi-lead model", record, ", ".join(missing))
+    raise DataError(record, "no model takes this record")  # the single-lead model always does
+
+
 def predict_records(
     cfg: Config,
     task: str,
@@ -287,48 +343,55 @@ def predict_records(
 ) -> dict[str, Any]:
     """One decision per WFDB record: extract beats, predict them, aggregate.
 
+    Without ``model_uri`` each record uses the task's multi-lead champion when it has that
+    model's leads, else the single-lead champion (:func:`record_models`).
+
     Args:
         cfg: configuration.
         task: ``ptb`` or ``mitbih`` (lead, R-peaks, classes).
         record_paths: record paths without extension (any of the three layouts).
         output_csv: ``record, n_beats, pred, pred_name, p_0..p_{k-1}`` (header, one row per
             record, in the given order; empty prediction where ``n_beats`` is 0).
-        model_uri: model (default: the task's champion).
+        model_uri: model (default: the task's champions, see above).
 
     Returns:
-        Summary: records, counts per class, the records without beats with the reason.
+        Summary: records, counts per class, the records without beats with the reason, and the
+        model each record used (``record_models``).
 
     Raises:
-        DataError: a record is missing or unreadable (nothing is written).
+        DataError: a record is missing or unreadable (nothing is written);
+            :class:`~ecgops.data.multilead.MissingLeadsError` when the given multi-lead model
+            needs leads a record lacks (the record and the leads are named).
         RegistryError: the model is not trusted or cannot be loaded.
     """
-    from ecgops.data.records import record_beats
     from ecgops.evaluation.records import aggregate, decide
     from ecgops.registry.model import record_rule
 
-    model_uri = model_uri or resolve_model_uri(cfg, task=task)
-    check_trusted(cfg, model_uri)
+    uris = record_models(cfg, task, model_uri)
     if not record_paths:
         raise DataError(None, "no record given")
-    extracted = [(str(p), *record_beats(cfg, task, p)) for p in record_paths]
-    model = load_model(model_uri, cfg)
-    rule = record_rule(cfg, model_uri)
-    method = (rule or {}).get("aggregation", cfg.registry.record_aggregation)
-    names = model.class_names
-    cols = [f"p_{j}" for j in range(model.n_classes)]
-    rows = []
-    skipped = {}
-    for record, beats, note in extracted:
+    models = [load_model(uri, cfg) for uri in uris]
+    extracted = [
+        (str(p), *_record_input(cfg, task, str(p), models, model_uri is not None))
+        for p in record_paths
+    ]
+    rules = [record_rule(cfg, uri) for uri in uris]
+    methods = [(r or {}).get("aggregation", cfg.registry.record_aggregation) for r in rules]
+    names = models[-1].class_names
+    cols = [f"p_{j}" for j in range(models[-1].n_classes)]
+    rows, skipped, used = [], {}, {}
+    for record, i, beats, note in extracted:
         row: dict[str, Any] = {"record": record, "n_beats": len(beats)}
+        used[record] = uris[i]
         if len(beats) == 0:
             print(f"{record}: {note}", file=sys.stderr)
             skipped[record] = note
             row.update({"pred": pd.NA, "pred_name": "", **dict.fromkeys(cols, np.nan)})
         else:
-            p = aggregate(model.predict_proba(beats), method)
-            pred = int(decide(p, rule)[0])
+            p = aggregate(models[i].predict_proba(beats), methods[i])
+            pred = int(decide(p, rules[i])[0])
             row.update({"pred": pred, "pred_name": names[pred], **dict(zip(cols, p, strict=True))})
-            log.info("%s: %s", record, note)
+            log.info("%s: %s (%s)", record, note, uris[i])
         rows.append(row)
     out = pd.DataFrame(rows, columns=["record", "n_beats", "pred", "pred_name", *cols])
     out["pred"] = out["pred"].astype("Int64")
@@ -336,11 +399,12 @@ def predict_records(
         out.to_csv(tmp, index=False, float_format="%.6g")
     counts = out["pred_name"][out["n_beats"] > 0].value_counts()
     return {
-        "model": model_uri,
+        "model": uris[-1] if len(uris) == 1 else uris,
         "output": str(output_csv),
         "records": len(out),
-        "aggregation": method,
-        "rule": rule or {"kind": "argmax"},
+        "aggregation": methods[-1],
+        "rule": rules[-1] or {"kind": "argmax"},
         "counts": {name: int(counts.get(name, 0)) for name in names},
         "no_beats": skipped,
+        "record_models": used,
     }

@@ -199,6 +199,58 @@ def _deep(task: str) -> Stage:
     )
 
 
+MULTILEAD_TASK = "ptb12"
+"""The multi-lead PTB table (ecgops.data.multilead), split on the ``ptb`` split's patients."""
+MULTILEAD_BASE = "ptb"
+
+
+def _multilead_stages() -> list[Stage]:
+    """Build (validated inline), split and train the multi-lead PTB table."""
+    ml, base = MULTILEAD_TASK, MULTILEAD_BASE
+    return [
+        Stage(
+            name=f"build-{ml}",
+            cmd=f"ecgops data build --task {ml}",
+            task=f"build-{ml}",
+            entry=("ecgops.data.multilead",),
+            sections=("data", "multilead", "rpeaks"),
+            reads=lambda c, _: [P.raw_dir(c)],
+            prefect_reads=lambda c, _: _build_sources(c, {"task": base}),
+            outs=(
+                Output(lambda c, _: P.beat_table(c, ml)),
+                Output(lambda c, _: P.validation_dir(c, ml), UNCACHED),
+            ),
+            metrics=(Output(lambda c, _: P.beat_summary(c, ml), UNCACHED),),
+        ),
+        Stage(
+            name=f"split-{ml}",
+            cmd=f"ecgops data split --task {ml}",
+            task=f"split-{ml}",
+            entry=("ecgops.data.multilead_splits",),
+            sections=("data", "splits"),
+            reads=lambda c, _: [P.beat_table(c, ml), P.beat_table(c, base), P.split_table(c, base)],
+            outs=(Output(lambda c, _: P.split_table(c, ml)),),
+        ),
+        Stage(
+            name="multilead",
+            cmd=f"ecgops train deep --task {ml} --scheme {{scheme}} --model {{model}}"
+            " --leads {leads}",
+            task="train-multilead",
+            entry=("ecgops.training.multilead",),
+            sections=("calibration", "data", "deep", "multilead", "splits", "tracking"),
+            matrix=(
+                ("scheme", "splits.schemes"),
+                ("model", "pipeline.multilead.nets"),
+                ("leads", "pipeline.multilead.lead_sets"),
+            ),
+            reads=lambda c, _: (
+                [P.beat_table(c, t) for t in (ml, base)] + [P.split_table(c, t) for t in (ml, base)]
+            ),
+            **_evaluated(ml, lambda p: f"{p['model']}-{p['leads']}"),
+        ),
+    ]
+
+
 TRANSFER_SECTIONS = ("calibration", "deep", "splits", "tracking", "transfer")
 """Pretraining and fine-tuning read ``transfer`` and the deep knobs (imbalance, threads)."""
 
@@ -326,6 +378,7 @@ def _build_table() -> tuple[Stage, ...]:
         *_data_stages(),
         *(_classical(t) for t in ("ptb", "mitbih")),
         *(_deep(t) for t in ("ptb", "mitbih")),
+        *_multilead_stages(),
         *_transfer_stages(),
         Stage(
             name="register",

@@ -1,4 +1,4 @@
-"""Flow ``pipeline``: ingest -> classical -> deep -> transfer -> evaluate_and_register -> report.
+"""Flow ``pipeline``: ingest -> classical -> deep -> multilead -> transfer -> register -> report.
 
 The parent flow of the scheduled deployments (prefect.yaml); ``ecgops pipeline`` loads it by
 its entrypoint (``flows/pipeline.py:pipeline``). The training tracks run as subflows one after
@@ -28,12 +28,15 @@ from flows.ingest import ingest
 from flows.pretrain_and_transfer import pretrain_and_transfer
 from flows.train_classical import train_classical
 from flows.train_deep import train_deep
+from flows.train_multilead import train_multilead
 
 TRACKS = {
     "classical": train_classical,
     "deep": train_deep,
+    "multilead": train_multilead,
     "transfer": pretrain_and_transfer,
 }
+MULTILEAD_TASKS = {"ptb"}  # the multi-lead table is split on the ptb split's patients
 TRANSFER_TASKS = {"mitbih", "ptb"}  # pretrained on MIT-BIH, fine-tuned on PTB
 
 
@@ -164,6 +167,10 @@ def _steps(cfg: Config, plan: Plan) -> dict[str, Any]:
         }
     if deep_models != []:
         tracks["deep"] = {**common, "tasks": tasks, "models": deep_models}
+    multilead = cfg.pipeline.multilead
+    wanted = bool(multilead.nets and multilead.lead_sets)
+    if deep_models != [] and set(tasks) >= MULTILEAD_TASKS and wanted:
+        tracks["multilead"] = dict(common)  # ptb12 nets x lead sets (pipeline.multilead)
     if transfer and set(tasks) >= TRANSFER_TASKS:
         tracks["transfer"] = dict(common)
     elif transfer:

@@ -27,6 +27,7 @@ FLOW_MODULES = (
     "flows.ingest",
     "flows.train_classical",
     "flows.train_deep",
+    "flows.train_multilead",
     "flows.pretrain_and_transfer",
     "flows.evaluate_and_register",
     "flows.pipeline",
@@ -169,7 +170,7 @@ def dvc_reruns(before: Config, after: Config, tmp_path: Path) -> set[str]:
     [
         (
             {"deep": {"imbalance": "balanced_sampler"}},
-            {"deep-ptb", "deep-mitbih", "pretrain", "finetune", "finetune-scratch"},
+            {"deep-ptb", "deep-mitbih", "multilead", "pretrain", "finetune", "finetune-scratch"},
         ),
         ({"transfer": {"lr": 0.002}}, {"pretrain", "finetune", "finetune-scratch"}),
         ({"classical": {"imbalance": "none"}}, {"classical-ptb", "classical-mitbih"}),

@@ -1,12 +1,15 @@
 """Raw records -> one validated beat table per task (``data/processed/{task}.parquet``).
 
-``mitbih`` comes from ``mitdb``; ``ptb`` from the PTB-family sources of ``data.ptb_sources``
-that are present (PTB-XL and/or PTB Diagnostic). Next to each table, ``{task}.summary.json``
-holds beats per class and per source, what was left out, and the R-peak statistics. The table
-is validated (Great Expectations) before it is written atomically: a failed build leaves the
-previous table and summary untouched. A record whose beats repeat an earlier record's exactly
-is left out and listed (PTB-XL holds a few byte-identical 500 Hz recordings, e.g. ecg_id 145
-and 463 of two different patients, which would leak across a patient split).
+``mitbih`` comes from the arrhythmia sources of ``data.mitbih_sources`` that are present
+(``mitdb`` and any beat-annotated WFDB database configured in ``data.arrhythmia_sources``, read
+by the same code: :mod:`ecgops.data.sources.mitdb`); ``ptb`` from the PTB-family sources of
+``data.ptb_sources`` that are present (PTB-XL and/or PTB Diagnostic). Next to each table,
+``{task}.summary.json`` holds beats per class and per source, what was left out, and the
+R-peak statistics. The table is validated (Great Expectations) before it is written
+atomically: a failed build leaves the previous table and summary untouched. A record whose
+beats repeat an earlier record's exactly is left out and listed (PTB-XL holds a few
+byte-identical 500 Hz recordings, e.g. ecg_id 145 and 463 of two different patients, which
+would leak across a patient split).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SOURCES: dict[str, ModuleType] = {"mitdb": mitdb, "ptbxl": ptbxl, "ptbdb": ptbdb}
 PRIMARY_VARIANT = {"mitbih": mitdb.PRIMARY, "ptb": ptbxl.PRIMARY}
+MITBIH_OWN_SOURCES = (mitdb.SOURCE, "kaggle")  # MIT-BIH's own rows: records or the Kaggle CSVs
 
 
 def signal_columns(beat_len: int) -> list[str]:
@@ -59,7 +63,28 @@ def check_task(task: str) -> str:
 def task_sources(cfg: Config, task: str) -> list[str]:
     """Source names that may feed a task (present or not)."""
     check_task(task)
-    return ["mitdb"] if task == "mitbih" else list(cfg.data.ptb_sources)
+    return list(cfg.data.mitbih_sources if task == "mitbih" else cfg.data.ptb_sources)
+
+
+def source_module(cfg: Config, source: str) -> ModuleType:
+    """The module that reads a source (a configured arrhythmia source: :mod:`mitdb`'s)."""
+    if source in SOURCES:
+        return SOURCES[source]
+    if source in cfg.data.arrhythmia_sources:
+        return mitdb
+    raise ValueError(f"unknown source {source!r}; not in {', '.join(SOURCES)} nor configured")
+
+
+def extra_source_rows(df: pd.DataFrame) -> np.ndarray:
+    """Rows of a MIT-BIH task table from arrhythmia sources other than MIT-BIH (or Kaggle).
+
+    They follow ``splits.extra_sources`` in both schemes: ``exclude`` (``unused``), ``test``
+    (a cross-database test part) or ``train`` (beat scheme: split with MIT-BIH's beats;
+    patient scheme: training records beside DS1, grouped val carved from all of them).
+    """
+    if "source" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    return ~np.isin(df["source"].astype(str).to_numpy(), MITBIH_OWN_SOURCES)
 
 
 def source_folder(cfg: Config, source: str, raw_dir: Path | None = None) -> Path:
@@ -142,7 +167,7 @@ def collect(cfg: Config, task: str, raw_dir: Path | None = None) -> tuple[pd.Dat
         folder = source_folder(cfg, source, raw_dir)
         report = SourceReport(source=source, folder=folder)
         reports.append(report)
-        for rec in SOURCES[source].iter_records(cfg, folder, report):
+        for rec in source_module(cfg, source).iter_records(cfg, folder, report):
             digest = hashlib.sha256(np.ascontiguousarray(rec.beats).tobytes()).hexdigest()
             if len(rec.beats) and digest in seen:
                 log.warning("%s/%s: same signal as %s, skipped", source, rec.record, seen[digest])
@@ -213,6 +238,12 @@ def summarise(
             "short_beat_s": d.stats.short_beat_s,
             "max_records": d.max_records,
             "rhythm": d.rhythm.model_dump(mode="json") if task == "mitbih" else None,
+            "sources": task_sources(cfg, task),
+            "arrhythmia_sources": {
+                k: v.model_dump(mode="json") for k, v in d.arrhythmia_sources.items()
+            }
+            if task == "mitbih"
+            else None,
         },
     }
 

@@ -8,7 +8,9 @@ predicted here gives the beats it would give in the table:
   (MLII, else ``data.mitbih.fallback_channel``; annotated R-peaks);
 - anything else: :func:`ecgops.data.sources.ptbxl.detected_beats` (the PTB R-peak detector)
   on the lead found by name (:func:`lead_candidates`), without the build's independent
-  heart-rate reference (a statistic of the table's summary, not needed for a prediction).
+  heart-rate reference (a statistic of the table's summary, not needed for a prediction);
+- a multi-lead model's beats: :func:`record_lead_beats`, the ``ptb12`` table's cut
+  (:func:`ecgops.data.multilead.record_lead_beats`) of the model's leads.
 """
 
 from __future__ import annotations
@@ -110,3 +112,48 @@ def record_beats(cfg: Config, task: str, path: str | Path) -> tuple[np.ndarray, 
 
 def _no_beats(note: str) -> tuple[np.ndarray, str]:
     return np.zeros((0, BEAT_LEN), dtype=np.float32), note
+
+
+def record_leads(path: str | Path) -> list[str]:
+    """The signal names of a record's header (no signal is read).
+
+    Raises:
+        DataError: missing or unreadable header.
+    """
+    return [str(s) for s in (wfdb_io.read_header(Path(path)).sig_name or [])]
+
+
+def has_leads(path: str | Path, leads: list[str]) -> bool:
+    """Whether a record has every one of ``leads`` (by name, any case)."""
+    from ecgops.data.multilead import match_leads
+
+    return not match_leads(record_leads(path), leads)[1]
+
+
+def record_lead_beats(cfg: Config, path: str | Path, leads: list[str]) -> tuple[np.ndarray, str]:
+    """Multi-lead beats of one record, cut as for the ``ptb12`` table (shared R-peaks).
+
+    Args:
+        cfg: configuration (``data``, ``rpeaks``, ``multilead``).
+        path: record path without extension (PTB-XL or PTB Diagnostic layout).
+        leads: the model's leads, in its order.
+
+    Returns:
+        ``(beats, note)``: float32 (n, len(leads) * 187), leads side by side (n may be 0), and
+        what was used or why no beat.
+
+    Raises:
+        MissingLeadsError: the record lacks some of the leads (named with the record).
+        DataError: the record's files are missing or unreadable.
+    """
+    from ecgops.data import multilead as ml
+
+    found = ml.record_lead_beats(ml.read_leads(path, leads), cfg)
+    n = len(found.peak)
+    beats = found.beats.reshape(n, len(leads) * BEAT_LEN).astype(np.float32)
+    if n == 0:
+        return beats, (
+            f"no usable beat in leads {', '.join(leads)} ({found.n_peaks} R-peaks, "
+            f"{found.method}; every lead must give the beat)"
+        )
+    return beats, f"{n} beats, leads {', '.join(leads)}, {found.method} R-peaks"

@@ -29,6 +29,9 @@ Schemes:
   with 5 folds), validation is carved from the other folds, grouped by patient.
   :func:`iter_patient_folds` yields every fold in turn. On Kaggle-imported tables (no patient
   ids) this is a per-beat split, and for MIT-BIH it reuses the Kaggle train/test files.
+- MIT-BIH rows of other arrhythmia sources (``data.mitbih_sources``) follow
+  ``splits.extra_sources`` in both schemes (:func:`extra_source_rows`); the default
+  ``exclude`` leaves the beat split and DS1/DS2 exactly as without them.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import pandas as pd
 
 from ecgops import paths
 from ecgops.config import Config
-from ecgops.data.build import check_task, table_path
+from ecgops.data.build import check_task, extra_source_rows, table_path
 from ecgops.data.gate_set import GATE, gate_mask, gate_summary
 from ecgops.errors import DataError
 from ecgops.io import read_json, write_json, write_parquet
@@ -239,16 +242,21 @@ def assign_splits(df: pd.DataFrame, cfg: Config, task: str) -> pd.DataFrame:
         patient = beat.copy()
         log.warning("Kaggle MIT-BIH has no record ids: the patient scheme reuses its train/test")
     elif task == "mitbih":
-        beat = _open_rows(free, beat_scheme(labels[free], sp.test_size, sp.val_size, seed))
+        extra = extra_source_rows(df)
+        pool = free & (~extra if sp.extra_sources != TRAIN else np.ones(n, dtype=bool))
+        beat = _open_rows(pool, beat_scheme(labels[pool], sp.test_size, sp.val_size, seed))
         records = df["record"].astype(str).to_numpy()
-        ds1 = np.isin(records, cfg.data.mitbih.ds1) & free
-        ds2 = np.isin(records, cfg.data.mitbih.ds2)
+        ds1 = np.isin(records, cfg.data.mitbih.ds1) & free & ~extra
+        ds2 = np.isin(records, cfg.data.mitbih.ds2) & ~extra
+        train = ds1 | (extra & free) if sp.extra_sources == TRAIN else ds1
         if sp.mitbih_patient_val == "grouped":
-            patient = np.where(ds1, TRAIN, UNUSED).astype(object)
-            patient[grouped_val(labels, records, ds1, sp.val_size, seed)] = VAL
+            patient = np.where(train, TRAIN, UNUSED).astype(object)
+            patient[grouped_val(labels, records, train, sp.val_size, seed)] = VAL
         else:
-            patient = carve_val(labels, ds1, sp.val_size, seed)
+            patient = carve_val(labels, train, sp.val_size, seed)
         patient[ds2] = TEST
+        if sp.extra_sources != TRAIN:
+            beat[extra] = patient[extra] = TEST if sp.extra_sources == TEST else UNUSED
     else:
         beat = _open_rows(free, beat_scheme(labels[free], sp.test_size, sp.val_size, seed))
         groups = df["patient"].astype(str).to_numpy()

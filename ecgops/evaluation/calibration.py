@@ -22,7 +22,8 @@ class without validation rows (no evidence to fit its map). Too few validation r
 (``min_val_rows``) or fewer than two usable classes: the identity, with ``skipped_reason``.
 The metrics (:func:`brier_score`, :func:`reliability_bins`, :func:`calibration_report`,
 :func:`calibration_record`) live in :mod:`ecgops.evaluation.calibration_metrics` and are
-re-exported here. The module imports numpy,
+re-exported here, and so is :class:`CalibratedPredictor`
+(:mod:`ecgops.evaluation.calibrated`). The module imports numpy,
 scipy and sklearn only, so served models unpickle it without torch.
 """
 
@@ -37,6 +38,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 from sklearn.isotonic import IsotonicRegression
 
+from ecgops.evaluation.calibrated import CalibratedPredictor
 from ecgops.evaluation.calibration_metrics import (
     brier_score,
     calibration_record,
@@ -475,34 +477,3 @@ def fit_from_config(
         temperature_bounds=config.temperature_bounds,
         eps=config.eps,
     )
-
-
-class CalibratedPredictor:
-    """A picklable predictor: ``calibrator.transform(predictor.predict_proba(x))``.
-
-    A predictor with ``classes_`` (sklearn/imblearn) is read by class label, so a model that
-    never saw a class returns probability 0 in that class's column of the k the calibrator
-    was fitted on.
-
-    Args:
-        predictor: anything with ``predict_proba(x) -> (n, k)`` (or one column per
-            ``classes_`` label).
-        calibrator: a fitted calibrator.
-    """
-
-    def __init__(self, predictor: Any, calibrator: Calibrator) -> None:
-        if calibrator.n_classes_ is None:
-            raise ValueError("CalibratedPredictor needs a fitted calibrator")
-        self.predictor = predictor
-        self.calibrator = calibrator
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """Calibrated class probabilities (n, k), k = the calibrator's classes."""
-        proba = np.asarray(self.predictor.predict_proba(x), dtype=np.float64)
-        classes = getattr(self.predictor, "classes_", None)
-        k = int(self.calibrator.n_classes_)
-        if classes is not None and not np.array_equal(classes, np.arange(k)):
-            full = np.zeros((len(proba), k))
-            full[:, np.asarray(classes, dtype=np.int64)] = proba
-            proba = full
-        return self.calibrator.transform(proba)

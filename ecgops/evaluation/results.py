@@ -118,21 +118,10 @@ def save_evaluation(
     if active is not None:
         record["mlflow_run_id"] = active.info.run_id
 
-    cm = M.confusion(y_test, proba_test)
-    roc_rows, pr_rows = M.curve_points(y_test, proba_test, class_names)
     pdir = plots_dir(cfg, task, scheme, name)
-    _write_csv(pd.DataFrame(roc_rows, columns=["class", "fpr", "tpr"]), pdir / "roc.csv")
-    _write_csv(pd.DataFrame(pr_rows, columns=["class", "recall", "precision"]), pdir / "pr.csv")
-    _write_csv(_confusion_pairs(y_test, proba_test, class_names), pdir / "confusion.csv")
-
     fdir = figures_dir(cfg, task, scheme, name)
     title = f"{task} / {scheme} split / {name}"
-    P.plot_confusion(cm, class_names, f"Confusion: {title}", fdir / "confusion.png")
-    P.plot_curves(roc_rows, "fpr", "tpr", f"ROC: {title}", fdir / "roc.png", diagonal=True)
-    P.plot_curves(pr_rows, "recall", "precision", f"Precision-recall: {title}", fdir / "pr.png")
-    P.plot_reliability(
-        y_test, proba_test, f"Reliability: {title}", fdir / "calibration.png", n_bins
-    )
+    cm = _write_test_plots(y_test, proba_test, class_names, n_bins, pdir, fdir, title)
     if calibrator is not None:
         parts = {"test": (y_test, raw_test)}
         if has_val:
@@ -147,6 +136,42 @@ def save_evaluation(
         mlflow.log_artifacts(str(pdir), artifact_path="plots")
         mlflow.log_artifact(str(metrics_path(cfg, task, scheme, name)), artifact_path="metrics")
     return record
+
+
+def _write_test_plots(
+    y_test: np.ndarray,
+    proba_test: np.ndarray,
+    class_names: list[str],
+    n_bins: int,
+    pdir: Path,
+    fdir: Path,
+    title: str,
+) -> np.ndarray:
+    """The test part's curve CSVs (ROC, PR, confusion pairs) and figures; its confusion matrix.
+
+    Args:
+        y_test, proba_test: test labels and the probabilities the test metrics are on.
+        class_names: the task's class names.
+        n_bins: confidence bins of the reliability diagram.
+        pdir: plots folder (``roc.csv``, ``pr.csv``, ``confusion.csv``).
+        fdir: figures folder (``confusion.png``, ``roc.png``, ``pr.png``, ``calibration.png``).
+        title: figure title suffix.
+
+    Returns:
+        The confusion matrix (counts, true x predicted).
+    """
+    cm = M.confusion(y_test, proba_test)
+    roc_rows, pr_rows = M.curve_points(y_test, proba_test, class_names)
+    _write_csv(pd.DataFrame(roc_rows, columns=["class", "fpr", "tpr"]), pdir / "roc.csv")
+    _write_csv(pd.DataFrame(pr_rows, columns=["class", "recall", "precision"]), pdir / "pr.csv")
+    _write_csv(_confusion_pairs(y_test, proba_test, class_names), pdir / "confusion.csv")
+    P.plot_confusion(cm, class_names, f"Confusion: {title}", fdir / "confusion.png")
+    P.plot_curves(roc_rows, "fpr", "tpr", f"ROC: {title}", fdir / "roc.png", diagonal=True)
+    P.plot_curves(pr_rows, "recall", "precision", f"Precision-recall: {title}", fdir / "pr.png")
+    P.plot_reliability(
+        y_test, proba_test, f"Reliability: {title}", fdir / "calibration.png", n_bins
+    )
+    return cm
 
 
 def aami_entry(

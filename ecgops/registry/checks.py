@@ -29,6 +29,7 @@ from ecgops.registry.pyfunc import (
     CONTEXT_LAYOUT,
     INPUT_LAYOUT,
     METADATA_KEY,
+    MULTILEAD_LAYOUT,
     beat_frame,
     model_signature,
     output_columns,
@@ -65,7 +66,7 @@ class Evaluation:
     proba: np.ndarray | None = None
 
 
-def check_signature(model: Any, task: str, class_names: list[str]) -> Check:
+def check_signature(model: Any, task: str, class_names: list[str]) -> Check:  # noqa: C901
     """Output signature and ecgops metadata match the task."""
     meta = model.metadata
     expected = model_signature(len(class_names)).outputs.to_dict()
@@ -83,6 +84,8 @@ def check_signature(model: Any, task: str, class_names: list[str]) -> Check:
         problems.append(f"classes {info.get('class_names')} != {class_names}")
     columns = list(info.get("context_columns") or [])
     layout = CONTEXT_LAYOUT if columns else INPUT_LAYOUT
+    if info.get("leads"):
+        layout = MULTILEAD_LAYOUT
     if info.get("input_layout") != layout:
         problems.append(f"input layout {info.get('input_layout')!r} is not {layout}")
     declared = sig.inputs.input_names() if sig is not None and sig.inputs is not None else []
@@ -93,15 +96,28 @@ def check_signature(model: Any, task: str, class_names: list[str]) -> Check:
     return Check("signature", True, f"outputs {', '.join(output_columns(len(class_names)))}")
 
 
-def check_smoke(model: Any, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> Check:
-    """A prediction on a few beats, in both input layouts, gives valid rows; NaN is refused."""
+def check_smoke(  # noqa: C901
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: list[str],
+    leads: list[str] | None = None,
+) -> Check:
+    """A prediction on a few beats, in both input layouts, gives valid rows; NaN is refused.
+
+    ``leads``: multi-lead rows ``x`` (these leads side by side), named columns only.
+    """
     from mlflow.exceptions import MlflowException
 
     k = len(class_names)
     context = bool((model.metadata.metadata or {}).get(METADATA_KEY, {}).get("context_columns"))
     try:
-        named = model.predict(beat_frame(x))  # x: beats, with their context for a context model
-        unnamed = None if context else model.predict(pd.DataFrame(np.c_[x.astype(np.float64), y]))
+        named = model.predict(beat_frame(x, leads))  # x: beats (+ context for a context model)
+        unnamed = (
+            None
+            if context or leads
+            else model.predict(pd.DataFrame(np.c_[x.astype(np.float64), y]))
+        )
     except Exception as exc:  # noqa: BLE001
         return Check("smoke", False, f"prediction failed: {type(exc).__name__}: {exc}")
     problems = []
@@ -128,9 +144,9 @@ def check_smoke(model: Any, x: np.ndarray, y: np.ndarray, class_names: list[str]
         except (MlflowException, ValueError):
             pass
     bad = x[:1].astype(np.float64).copy()
-    bad[0, 0] = np.nan
+    bad[0, :] = np.nan
     try:
-        model.predict(bad)
+        model.predict(beat_frame(bad, leads) if leads else bad)
         problems.append("a NaN input was accepted")
     except (MlflowException, ValueError):
         pass
@@ -139,9 +155,11 @@ def check_smoke(model: Any, x: np.ndarray, y: np.ndarray, class_names: list[str]
     return Check("smoke", True, f"{len(x)} beats predicted; NaN input refused")
 
 
-def check_latency(model: Any, beat: np.ndarray, repeats: int, limit_ms: float) -> Check:
+def check_latency(
+    model: Any, beat: np.ndarray, repeats: int, limit_ms: float, leads: list[str] | None = None
+) -> Check:
     """Median wall time of a single-beat prediction (after one warm-up call)."""
-    one = beat_frame(beat[None, :])
+    one = beat_frame(beat[None, :], leads)
     model.predict(one)
     times = []
     for _ in range(repeats):
@@ -219,6 +237,7 @@ def run_checks(
     x: np.ndarray,
     y: np.ndarray,
     comparison: Comparison | None = None,
+    leads: list[str] | None = None,
 ) -> list[Check]:
     """All gate checks of the challenger (see the module docstring).
 
@@ -230,6 +249,7 @@ def run_checks(
         x: the gate data's beats (smoke and latency checks).
         y: their labels.
         comparison: both scores with paired bootstrap intervals (``better``).
+        leads: multi-lead gate data: the leads side by side in ``x``.
 
     Returns:
         The checks in order; only ``load`` when the challenger did not load.
@@ -243,13 +263,13 @@ def run_checks(
     return [
         Check("load", True, f"loaded version {challenger.version.version}"),
         check_signature(model, task, names),
-        check_smoke(model, x[:n], y[:n], names),
+        check_smoke(model, x[:n], y[:n], names, leads),
         Check(
             "size",
             challenger.size_mb <= reg.max_model_mb,
             f"{challenger.size_mb:.2f} MB (limit {reg.max_model_mb} MB)",
         ),
-        check_latency(model, x[0], reg.latency_repeats, reg.max_latency_ms),
+        check_latency(model, x[0], reg.latency_repeats, reg.max_latency_ms, leads),
         check_floors(challenger.metrics, reg.floors.get(task, {})),
         check_drift(
             challenger.version, champion.version if champion else None, reg.drift_threshold
@@ -262,7 +282,11 @@ def run_checks(
 
 
 def eval_data_for(
-    cfg: Config, task: str, eval_data: BeatData | None, context: bool = False
+    cfg: Config,
+    task: str,
+    eval_data: BeatData | None,
+    context: bool = False,
+    leads: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """The gate's evaluation beats: given, or the task's sealed gate set.
 
@@ -273,6 +297,8 @@ def eval_data_for(
             bootstrap's groups, ``(x, y)`` arrays resample single beats.
         context: the beats with their RR context (``register.as_xy(..., context=True)``),
             for the context model.
+        leads: multi-lead beats: ``task`` is then the multi-lead table (``ptb12``) and ``x``
+            these leads side by side (a multi-lead model picks its own by name).
 
     Returns:
         ``(x, y, groups, description)``.
@@ -284,7 +310,7 @@ def eval_data_for(
 
     column = group_column(task)
     if eval_data is not None:
-        x, y = as_xy(eval_data, context)
+        x, y = as_xy(eval_data, context, leads)
         given = isinstance(eval_data, pd.DataFrame) and column in eval_data
         groups = eval_data[column].astype(str).to_numpy() if given else np.arange(len(x))
         return x, y, groups, f"given evaluation data ({len(x)} beats)"
@@ -292,7 +318,7 @@ def eval_data_for(
     from ecgops.tracking import data_version
 
     gate = load_gate(cfg, task)
-    x, y = as_xy(gate, context)
+    x, y = as_xy(gate, context, leads)
     groups = gate[column].astype(str).to_numpy()
     return (
         x,
@@ -332,6 +358,7 @@ def evaluate(
     version: ModelVersion,
     data: tuple[np.ndarray, np.ndarray],
     workdir: Path,
+    leads: list[str] | None = None,
 ) -> Evaluation:
     """Load a version and compute its metrics on ``data``; errors are recorded, not raised.
 
@@ -341,6 +368,7 @@ def evaluate(
         version: the registered version.
         data: ``(x, y)`` evaluation beats and labels.
         workdir: where its artifacts are downloaded.
+        leads: multi-lead rows: the leads side by side in ``x``.
 
     Returns:
         The evaluation (``error`` set when loading or predicting failed).
@@ -352,8 +380,9 @@ def evaluate(
     try:
         ev.model, ev.size_mb = load_version(version.name, version.version, workdir)
         model = LoadedModel.of(
-            ev.model, cfg.serving.batch_chunk_size, class_names=cfg.class_names(task)
-        )
+            ev.model, cfg.serving.batch_chunk_size, class_names=cfg.class_names(task),
+            input_leads=leads,
+        )  # fmt: skip
         proba = model.predict_proba(x)
         ev.proba = proba
         ev.metrics = {k: round(v, 6) for k, v in classification_metrics(y, proba).items()}

@@ -39,9 +39,12 @@ VERSION_URI = re.compile(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))")
 """``models:/name@alias`` or ``models:/name/version``."""
 MORPHOLOGY = "morphology"
 CONTEXT = "context"
-MODEL_KINDS = (MORPHOLOGY, CONTEXT)
-"""Registered model kinds: beats alone, or beats with their RR context."""
+MULTILEAD = "multilead"
+MODEL_KINDS = (MORPHOLOGY, CONTEXT, MULTILEAD)
+"""Registered model kinds: beats alone, beats with their RR context, multi-lead beats."""
 CONTEXT_NAME_SUFFIX = "-context"
+MULTILEAD_TASKS = {"ptb": "ptb12"}
+"""Tasks with a multi-lead model -> the multi-lead table (and experiment) its runs use."""
 
 
 def registered_model_name(cfg: Config, task: str, kind: str = MORPHOLOGY) -> str:
@@ -52,14 +55,26 @@ def registered_model_name(cfg: Config, task: str, kind: str = MORPHOLOGY) -> str
     """
     check_kind(task, kind)
     name = cfg.experiment_name(task)
-    return name if kind == MORPHOLOGY else f"{name}{CONTEXT_NAME_SUFFIX}"
+    return name if kind == MORPHOLOGY else f"{name}-{kind}"
 
 
 def model_kinds(task: str) -> list[str]:
-    """The kinds registered for a task: morphology, and context where its beats have it."""
+    """The kinds registered for a task: morphology, context where its beats have it, and
+    multilead where it has a multi-lead table (:data:`MULTILEAD_TASKS`)."""
     from ecgops.models import CONTEXT_TASKS
 
-    return [MORPHOLOGY, CONTEXT] if task in CONTEXT_TASKS else [MORPHOLOGY]
+    kinds = [MORPHOLOGY]
+    if task in CONTEXT_TASKS:
+        kinds.append(CONTEXT)
+    if task in MULTILEAD_TASKS:
+        kinds.append(MULTILEAD)
+    return kinds
+
+
+def kind_task(task: str, kind: str) -> str:
+    """The task whose experiment, tables and split the runs of a kind use (``ptb12`` for the
+    multilead kind of ``ptb``; else the task itself)."""
+    return MULTILEAD_TASKS[task] if kind == MULTILEAD else task
 
 
 def check_kind(task: str, kind: str) -> None:

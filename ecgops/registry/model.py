@@ -112,6 +112,12 @@ def model_classes(pyfunc: Any) -> tuple[list[str], float]:
     return list(names), float(info.get("tolerance", INPUT_TOLERANCE))
 
 
+def model_leads(pyfunc: Any) -> list[str]:
+    """The leads a multi-lead model reads (its metadata's ``leads``); [] for one lead."""
+    info = (pyfunc.metadata.metadata or {}).get(METADATA_KEY, {})
+    return list(info.get("leads") or [])
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A loaded pyfunc beat model with its classes, predicting in chunks.
@@ -129,6 +135,7 @@ class LoadedModel:
     tolerance: float
     chunk_size: int
     uri: str | None = None
+    leads: tuple[str, ...] = ()  # multi-lead rows: the leads of x, (n, n_leads * 187)
 
     @classmethod
     def of(
@@ -137,6 +144,7 @@ class LoadedModel:
         chunk_size: int,
         uri: str | None = None,
         class_names: list[str] | None = None,
+        input_leads: list[str] | None = None,
     ) -> LoadedModel:
         """Wrap a loaded pyfunc model.
 
@@ -145,12 +153,18 @@ class LoadedModel:
             chunk_size: rows per prediction call.
             uri: where it came from.
             class_names: the classes to read (default: those in the model's metadata).
+            input_leads: a multi-lead model's rows ``x`` hold these leads side by side
+                (default: the model's own leads); the model picks its leads by name.
 
         Returns:
             The wrapped model.
         """
         names, tolerance = model_classes(pyfunc)
-        return cls(pyfunc, list(class_names or names), tolerance, max(1, int(chunk_size)), uri)
+        leads = tuple(model_leads(pyfunc))
+        if leads and input_leads:
+            leads = tuple(input_leads)
+        size = max(1, int(chunk_size))
+        return cls(pyfunc, list(class_names or names), tolerance, size, uri, leads)
 
     @property
     def n_classes(self) -> int:
@@ -169,7 +183,8 @@ class LoadedModel:
         cols = output_columns(self.n_classes)
         step = self.chunk_size
         parts = [
-            self.pyfunc.predict(beat_frame(x[i : i + step]))[cols] for i in range(0, len(x), step)
+            self.pyfunc.predict(beat_frame(x[i : i + step], list(self.leads)))[cols]
+            for i in range(0, len(x), step)
         ]
         if not parts:
             return pd.DataFrame(columns=cols)

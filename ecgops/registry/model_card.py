@@ -27,8 +27,9 @@ TASK_TEXT = {
 SCHEME_TEXT = {
     "beat": "beat split: stratified random beats (the study's; beats of one patient can be in "
     "training and test, so its scores are optimistic)",
-    "patient": "patient split: no patient in two parts (MIT-BIH DS1/DS2 inter-patient split, "
-    "PTB grouped by patient); the honest estimate for new patients",
+    "patient": "patient split: PTB grouped by patient (no patient in two parts); MIT-BIH the "
+    "de Chazal DS1 -> DS2 inter-record split (records 201 and 202 are one subject); the honest "
+    "estimate for new patients",
 }
 
 
@@ -89,10 +90,21 @@ def _fmt(value: Any) -> str:
 
 def render_model_card(facts: dict[str, Any]) -> str:
     """The markdown card from the facts gathered by :func:`gather_facts`."""
-    task = facts["task"]
-    names = facts["class_names"]
-    scheme = facts.get("split_scheme") or "?"
     lines = [
+        *_header_lines(facts),
+        *_metric_lines(facts),
+        *_gate_lines(facts),
+        *_training_data_lines(facts),
+        *_usage_lines(facts),
+    ]
+    return "\n".join(lines)
+
+
+def _header_lines(facts: dict[str, Any]) -> list[str]:
+    """Title, aliases and the facts table (task, classes, run, data, split, code, selection)."""
+    task, names = facts["task"], facts["class_names"]
+    scheme = facts.get("split_scheme") or "?"
+    return [
         f"# Model card: {facts['model']} version {facts['version']}",
         "",
         f"Aliases: {', '.join(facts.get('aliases') or []) or 'none'}. "
@@ -113,48 +125,66 @@ def render_model_card(facts: dict[str, Any]) -> str:
         "## Metrics",
         "",
     ]
+
+
+def _metric_lines(facts: dict[str, Any]) -> list[str]:
+    """The run's metrics per split and part."""
     rows = facts.get("metrics") or []
-    if rows:
-        lines += [
-            "| split | part | " + " | ".join(METRICS) + " |",
-            "|---|---|" + "---|" * len(METRICS),
-        ]
-        for r in rows:
-            lines.append(
-                f"| {r.get('scheme') or scheme} | {r['part']} | "
-                + " | ".join(_fmt(r.get(m)) for m in METRICS)
-                + " |"
-            )
-    else:
-        lines.append("_No metrics recorded._")
-    gate = facts.get("gate") or {}
-    if gate:
-        role = gate.get("gate.role", "challenger")  # this version's side in its last decision
-        lines += [
-            "",
-            f"Last promotion gate: {gate.get('gate.decision', '?')} ({gate.get('gate.time', '')}),"
-            f" this version as {role}, on {gate.get('gate.eval_data', 'the evaluation data')}: "
-            + ", ".join(
-                f"{m} {_fmt(gate.get(f'gate.{role}.{m}'))}"
-                for m in METRICS
-                if f"gate.{role}.{m}" in gate
-            )
-            + ".",
-        ]
-    stats = facts.get("train_stats")
-    if stats:
-        balance = ", ".join(
-            f"{names[i] if i < len(names) else i} {100 * s:.1f} %"
-            for i, s in enumerate(stats["class_balance"])
+    if not rows:
+        return ["_No metrics recorded._"]
+    scheme = facts.get("split_scheme") or "?"
+    lines = [
+        "| split | part | " + " | ".join(METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.get('scheme') or scheme} | {r['part']} | "
+            + " | ".join(_fmt(r.get(m)) for m in METRICS)
+            + " |"
         )
-        lines += [
-            "",
-            "## Training data",
-            "",
-            f"{stats['n']} beats; class balance {balance}; mean beat length "
-            f"{stats['means']['length']:.0f} samples.",
-        ]
-    lines += [
+    return lines
+
+
+def _gate_lines(facts: dict[str, Any]) -> list[str]:
+    """The last promotion decision that involved this version, with its gate-set scores."""
+    gate = facts.get("gate") or {}
+    if not gate:
+        return []
+    role = gate.get("gate.role", "challenger")  # this version's side in its last decision
+    scores = ", ".join(
+        f"{m} {_fmt(gate.get(f'gate.{role}.{m}'))}" for m in METRICS if f"gate.{role}.{m}" in gate
+    )
+    return [
+        "",
+        f"Last promotion gate: {gate.get('gate.decision', '?')} ({gate.get('gate.time', '')}),"
+        f" this version as {role}, on {gate.get('gate.eval_data', 'the evaluation data')}: "
+        f"{scores}.",
+    ]
+
+
+def _training_data_lines(facts: dict[str, Any]) -> list[str]:
+    """Size, class balance and mean beat length of the training part."""
+    stats, names = facts.get("train_stats"), facts["class_names"]
+    if not stats:
+        return []
+    balance = ", ".join(
+        f"{names[i] if i < len(names) else i} {100 * s:.1f} %"
+        for i, s in enumerate(stats["class_balance"])
+    )
+    return [
+        "",
+        "## Training data",
+        "",
+        f"{stats['n']} beats; class balance {balance}; mean beat length "
+        f"{stats['means']['length']:.0f} samples.",
+    ]
+
+
+def _usage_lines(facts: dict[str, Any]) -> list[str]:
+    """Input and output, intended use and limitations."""
+    task, names = facts["task"], facts["class_names"]
+    return [
         "",
         "## Input and output",
         "",
@@ -162,11 +192,14 @@ def render_model_card(facts: dict[str, Any]) -> str:
         "resampled to 125 Hz, min-max normalised per 10 s window, from an R-peak for 1.2 x the "
         "window's median RR interval, zero-padded at the end. A 188th column (the label) is "
         "ignored. Rows with another width, NaN/inf or values outside [0, 1] (beyond a "
-        f"{facts.get('tolerance', 0.05)} tolerance) are refused with a clear error.",
+        f"{facts.get('tolerance', 0.05)} tolerance) are refused with a clear error. A model "
+        "that needs the beat's RR context (its metadata lists `context_columns`) also needs "
+        "those columns and refuses rows without them.",
         "",
         "Output per row: `pred` (class index), `pred_name`, `p_0` ... "
-        f"`p_{len(names) - 1}` (class probabilities). Whole records: `ecgops predict --task "
-        f"{task} --record PATH` extracts the beats the same way and averages their "
+        f"`p_{len(names) - 1}` (class probabilities, calibrated on the validation part when "
+        "the metadata's `ecgops.calibration` says so). Whole records: `ecgops predict --task "
+        f"{task} --record PATH` extracts the beats the same way and aggregates their "
         "probabilities per record.",
         "",
         "## Intended use",
@@ -177,21 +210,17 @@ def render_model_card(facts: dict[str, Any]) -> str:
         "",
         "## Limitations",
         "",
-        "- Single lead (PTB: lead II; MIT-BIH: MLII, V5 on records without MLII); no other lead, "
-        "rhythm context or patient information is seen.",
+        "- One lead per beat (PTB: lead II; MIT-BIH: MLII, V5 on records without MLII), unless "
+        "the model is a multi-lead one; no patient information is seen.",
         "- Beats at 125 Hz, 187 samples (1.5 s), normalised per window: absolute amplitude "
         "(e.g. ST elevation in mV) is lost; longer beats are cut.",
         "- Few patients: MIT-BIH has 47 subjects; the PTB data here is a PTB-XL subset (and the "
         "PTB Diagnostic sample). Scores on the beat split are optimistic; the patient split is "
         "the estimate for new patients.",
-        "- R-peaks: MIT-BIH uses reference annotations (also at prediction time when the record "
-        "has them); PTB uses a simple threshold detector that misses or splits beats on noisy "
-        "records.",
         "- Class imbalance: rare classes (S, F; MI in PTB-XL) have wider error margins than the "
-        "averages show; calibrate thresholds before relying on probabilities.",
+        "averages show; the promotion gate's bootstrap intervals show how wide.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def gather_facts(cfg: Config, task: str, version: str | None = None) -> dict[str, Any]:

@@ -53,8 +53,10 @@ from ecgops.registry.client import (
     CHAMPION,
     CONTEXT,
     MORPHOLOGY,
+    MULTILEAD,
     PREVIOUS_CHAMPION,
     alias_version,
+    kind_task,
     mlflow_client,
     registered_model_name,
     registry_lock,
@@ -234,15 +236,19 @@ def _decide(
         decision.reason = f"version {challenger.version} is already the champion"
         return decision
 
-    x, y, groups, described = eval_data_for(cfg, task, eval_data, context=kind == CONTEXT)
+    leads = list(cfg.multilead.leads) if kind == MULTILEAD else None  # every lead of the table
+    data_task = kind_task(task, kind)  # multilead: the ptb12 gate rows (same patients)
+    x, y, groups, described = eval_data_for(
+        cfg, data_task, eval_data, context=kind == CONTEXT, leads=leads
+    )
     if len(x) == 0:
         raise RegistryError(f"{name}: the evaluation data is empty; cannot compare models")
     decision.eval_data = described
     with tempfile.TemporaryDirectory(prefix="ecgops-gate-") as tmp:
-        ours = evaluate(cfg, task, challenger, (x, y), Path(tmp))
-        theirs = evaluate(cfg, task, champion, (x, y), Path(tmp)) if champion else None
+        ours = evaluate(cfg, task, challenger, (x, y), Path(tmp), leads)
+        theirs = evaluate(cfg, task, champion, (x, y), Path(tmp), leads) if champion else None
         comparison = _compare(cfg, y, groups, ours, theirs)
-        decision.checks = run_checks(cfg, task, ours, theirs, x, y, comparison)
+        decision.checks = run_checks(cfg, task, ours, theirs, x, y, comparison, leads)
     decision.comparison = comparison.to_dict() if comparison else {}
     decision.challenger_metrics = ours.metrics
     decision.champion_metrics = theirs.metrics if theirs else {}

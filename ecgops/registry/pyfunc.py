@@ -53,6 +53,8 @@ INPUT_LAYOUT = "kaggle-187"
 """Name of the input contract recorded in the model metadata."""
 CONTEXT_LAYOUT = "beats-187+context"
 """The input contract of a context model: named ``x0..x186`` and its context columns."""
+MULTILEAD_LAYOUT = "multilead-187"
+"""The input contract of a multi-lead model: named ``<lead>_x0..<lead>_x186`` of its leads."""
 METADATA_KEY = "ecgops"
 PIP_PACKAGES = (
     "numpy",
@@ -151,6 +153,54 @@ def coerce_beats(model_input: Any, tolerance: float, source: str = "input") -> n
     return x.astype(np.float32)
 
 
+def coerce_leads(
+    model_input: Any, leads: list[str], tolerance: float, source: str = "input"
+) -> np.ndarray:
+    """Multi-lead rows as float32 (n, n_leads * 187), leads side by side in ``leads`` order.
+
+    Args:
+        model_input: a DataFrame with the columns ``<lead>_x0..<lead>_x186`` of every lead
+            (any order, other columns ignored), or an array (n, n_leads * 187) or
+            (n, n_leads, 187) in ``leads`` order.
+        leads: the model's leads.
+        tolerance: how far outside ``[0, 1]`` a value may lie.
+        source: how to name the input in messages.
+
+    Returns:
+        The beats, float32.
+
+    Raises:
+        InputError: missing leads (named), wrong width, or values :func:`coerce_beats` refuses.
+    """
+    from ecgops.data.multilead_schema import lead_columns
+
+    if isinstance(model_input, pd.DataFrame):
+        missing = [
+            lead for lead in leads if f"{lead}_x0" not in model_input or f"{lead}_x{BEAT_LEN - 1}"
+            not in model_input
+        ]  # fmt: skip
+        if missing:
+            raise InputError(
+                f"{source}: no columns for lead(s) {', '.join(missing)}; this model reads "
+                f"{', '.join(leads)} as <lead>_x0..<lead>_x{BEAT_LEN - 1}"
+            )
+        model_input = model_input[lead_columns(leads, BEAT_LEN)]
+    try:
+        x = np.asarray(model_input, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: not a table of numbers ({exc})") from exc
+    width = len(leads) * BEAT_LEN
+    if x.ndim == 3:
+        x = x.reshape(len(x), -1)
+    if x.ndim != 2 or x.shape[1] != width:
+        raise InputError(
+            f"{source}: expected {width} values per row ({len(leads)} leads x {BEAT_LEN}), "
+            f"got shape {x.shape}"
+        )
+    beats = coerce_beats(x.reshape(-1, BEAT_LEN), tolerance, source)
+    return beats.reshape(len(x), width)
+
+
 def prediction_frame(proba: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """The output table: ``pred``, ``pred_name``, ``p_0 .. p_{k-1}``.
 
@@ -170,7 +220,7 @@ def prediction_frame(proba: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def beat_frame(x: np.ndarray) -> pd.DataFrame:
+def beat_frame(x: np.ndarray, leads: list[str] | None = None) -> pd.DataFrame:
     """Beats as a DataFrame with columns ``x0..x186`` (and their context, if ``x`` has it).
 
     The named layout suits every model: ours (no input schema) and models logged with a named
@@ -178,12 +228,19 @@ def beat_frame(x: np.ndarray) -> pd.DataFrame:
     :data:`ecgops.features.context.ALL_CONTEXT_COLUMNS` (``register.as_xy(..., context=True)``)
     get those names too: a context model reads its columns, any other model ignores them.
 
+    With ``leads`` (a multi-lead model's), rows of ``len(leads) * 187`` values are named
+    ``<lead>_x0..<lead>_x186`` lead by lead.
+
     Raises:
         ValueError: rows of another width.
     """
     from ecgops.features.context import ALL_CONTEXT_COLUMNS
 
     x = np.asarray(x, dtype=np.float64)
+    if leads:
+        from ecgops.data.multilead_schema import lead_columns
+
+        return pd.DataFrame(x.reshape(len(x), -1), columns=lead_columns(leads, BEAT_LEN))
     if x.ndim == 2 and x.shape[1] == BEAT_LEN + len(ALL_CONTEXT_COLUMNS):
         return pd.DataFrame(x, columns=SIGNAL_COLUMNS + ALL_CONTEXT_COLUMNS)
     return pd.DataFrame(x, columns=SIGNAL_COLUMNS)
@@ -211,8 +268,10 @@ class BeatClassifier(_python_model_base()):  # type: ignore[misc]
         tolerance: float = INPUT_TOLERANCE,
         calibrator: Any | None = None,
         context_columns: list[str] | None = None,
+        leads: list[str] | None = None,
     ) -> None:
         self.predictor = predictor
+        self.leads = list(leads or [])  # a multi-lead model's leads (<lead>_x0..), or none
         self.task = task
         self.class_names = list(class_names)
         self.tolerance = float(tolerance)
@@ -259,6 +318,10 @@ class BeatClassifier(_python_model_base()):  # type: ignore[misc]
     # none), while other hints would be turned into a schema. Arrays and lists work as well.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Validate the rows and return class, class name and per-class probabilities."""
+        leads = getattr(self, "leads", [])  # models pickled before multi-lead models
+        if leads:
+            x = coerce_leads(model_input, leads, self.tolerance)
+            return prediction_frame(self.predict_proba(x), self.class_names)
         columns = getattr(self, "context_columns", [])  # models pickled before context
         context = coerce_context(model_input, columns) if columns else None
         x = coerce_beats(model_input, self.tolerance)
@@ -325,18 +388,22 @@ def model_metadata(
     class_names: list[str],
     tolerance: float,
     context_columns: list[str] | None = None,
+    leads: list[str] | None = None,
 ) -> dict[str, Any]:
     """What the promotion gate checks: task, classes and the input contract.
 
     ``context_columns`` (empty for morphology-only models) and ``needs_context`` say whether
-    the model reads the beats' RR context.
+    the model reads the beats' RR context; ``leads`` (empty for single-lead models) which
+    leads a multi-lead model reads (layout :data:`MULTILEAD_LAYOUT`).
     """
     columns = list(context_columns or [])
+    layout = MULTILEAD_LAYOUT if leads else CONTEXT_LAYOUT if columns else INPUT_LAYOUT
     return {
         METADATA_KEY: {
             "task": task,
             "class_names": list(class_names),
-            "input_layout": CONTEXT_LAYOUT if columns else INPUT_LAYOUT,
+            "input_layout": layout,
+            "leads": list(leads or []),
             "beat_len": BEAT_LEN,
             "tolerance": float(tolerance),
             "needs_context": bool(columns),
@@ -354,6 +421,7 @@ def log_beat_model(
     name: str = "model",
     calibrator: Any | None = None,
     context_columns: list[str] | None = None,
+    leads: list[str] | None = None,
 ) -> Any:
     """Log ``predictor`` as a self-contained pyfunc model in the active MLflow run.
 
@@ -373,6 +441,8 @@ def log_beat_model(
             records ``ecgops.calibration`` (the calibrator's ``describe()``).
         context_columns: the RR context columns the predictor reads after ``x0..x186``
             (None: a morphology-only model).
+        leads: a multi-lead model's leads: its rows are ``<lead>_x0..<lead>_x186`` of each
+            (``example`` (n, n_leads * 187)); None: one lead, the Kaggle layout.
 
     Returns:
         MLflow's ModelInfo (``model_uri`` points at the logged model).
@@ -381,14 +451,18 @@ def log_beat_model(
 
     columns = list(context_columns or [])
     model = BeatClassifier(
-        predictor, task, class_names, tolerance, calibrator=calibrator, context_columns=columns
-    )
-    metadata = model_metadata(task, class_names, tolerance, columns)
+        predictor, task, class_names, tolerance, calibrator=calibrator, context_columns=columns,
+        leads=leads,
+    )  # fmt: skip
+    metadata = model_metadata(task, class_names, tolerance, columns, leads)
     if calibrator is not None:
         metadata[METADATA_KEY]["calibration"] = calibrator.describe()
-    example_df = pd.DataFrame(
-        np.asarray(example[:3], dtype=np.float64), columns=SIGNAL_COLUMNS + columns
-    )
+    if leads:
+        example_df = beat_frame(np.asarray(example[:3]), leads)
+    else:
+        example_df = pd.DataFrame(
+            np.asarray(example[:3], dtype=np.float64), columns=SIGNAL_COLUMNS + columns
+        )
     with tempfile.TemporaryDirectory(prefix="ecgops-code-") as tmp:
         code = Path(tmp) / "ecgops"
         shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

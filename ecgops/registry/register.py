@@ -46,6 +46,7 @@ from ecgops.registry.candidates import (
 from ecgops.registry.client import (
     CHALLENGER,
     MORPHOLOGY,
+    kind_task,
     mlflow_client,
     registered_model_name,
     registry_lock,
@@ -66,7 +67,19 @@ PROVENANCE_KEYS = (
 """Run tags copied onto a registered version."""
 
 
-def as_xy(data: BeatData, context: bool = False) -> tuple[np.ndarray, np.ndarray]:
+LEADS_TAG = "ecgops.leads"
+"""Run tag of a multi-lead run: the leads its model reads (ecgops.training.multilead)."""
+
+
+def run_leads(run: Run) -> list[str]:
+    """The leads a multi-lead run's model reads ([] for a single-lead run)."""
+    value = run.data.tags.get(LEADS_TAG, "")
+    return [lead for lead in value.split(",") if lead]
+
+
+def as_xy(
+    data: BeatData, context: bool = False, leads: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Beats and labels from a beat table or an ``(x, y)`` pair.
 
     Args:
@@ -74,6 +87,7 @@ def as_xy(data: BeatData, context: bool = False) -> tuple[np.ndarray, np.ndarray
         context: a beat table's beats with every context column beside them (``x0..x186``
             then :data:`ecgops.features.context.ALL_CONTEXT_COLUMNS`; the record means are
             computed over the table's rows of each record when absent), for context models.
+        leads: from a multi-lead table, these leads side by side (n, len(leads) * 187).
 
     Returns:
         float32 beats (n, 187), or (n, 187 + c) with ``context``, and int64 labels (n,).
@@ -81,9 +95,13 @@ def as_xy(data: BeatData, context: bool = False) -> tuple[np.ndarray, np.ndarray
     Raises:
         DataError: ``context`` for a table without RR context.
     """
-    from ecgops.schema import labels, signals
+    from ecgops.schema import BEAT_LEN, labels, signals
 
     if isinstance(data, pd.DataFrame):
+        if leads:
+            from ecgops.data.multilead_schema import lead_tensor
+
+            return lead_tensor(data, leads, BEAT_LEN).reshape(len(data), -1), labels(data)
         if context:
             from ecgops.features.context import table_with_context
 
@@ -150,9 +168,14 @@ def training_stats(
         if parts is None:
             return None, note
         train_data = parts["train"]
-    x, y = as_xy(train_data)
+    leads = run_leads(run) if isinstance(train_data, pd.DataFrame) else []
+    x, y = as_xy(train_data, leads=leads)
     if len(x) == 0:
         return None, "empty training part"
+    if leads:  # the drift summaries are per beat of one lead: every lead's beats
+        from ecgops.schema import BEAT_LEN
+
+        x = x.reshape(-1, BEAT_LEN)
     stats = drift.reference_stats(x, y, len(cfg.class_names(task)), cfg.registry.drift_bins)
     return stats, "ok"
 
@@ -194,9 +217,17 @@ def fit_record_rule(
     if val.empty or "record" not in val.columns:
         return None, "no validation records"
     method = cfg.registry.record_aggregation
+    leads = run_leads(candidate.run)
     try:
         model = load_model(candidate.model_uri, cfg)
-        _, rec_p, rec_y = record_probabilities(model, val, method)
+        if leads:
+            from ecgops.evaluation.records import per_record
+
+            x, y = as_xy(val, leads=leads)
+            keys = val["record"].astype(str).to_numpy()
+            rec_p, rec_y = per_record(model.predict_proba(x), y, keys, method)
+        else:
+            _, rec_p, rec_y = record_probabilities(model, val, method)
     except (RegistryError, DataError, ValueError) as exc:
         return None, f"validation prediction failed: {exc}"
     rule = fit_rule(rec_p, rec_y, method)
@@ -294,10 +325,11 @@ def register_best(
         TrackingUnavailable: the tracking server is unreachable.
     """
     scheme = selection_scheme(cfg, scheme)
+    name = registered_model_name(cfg, task, kind)
+    task = kind_task(task, kind)  # multilead: the ptb12 runs, tables and split
     current = RunScope.current(cfg, task)
     scope = scope or current
     client = mlflow_client(cfg)
-    name = registered_model_name(cfg, task, kind)
     with registry_lock(cfg):
         candidates = find_candidates(client, cfg, task, scheme, scope, kind)
         if not candidates:

@@ -9,7 +9,9 @@ split has grouped folds (PTB's patient split) the model is also cross-validated 
 
 Feature pipelines look features up in ``data/features/{task}.parquet`` (the DVC stage) when it
 was built with the same settings, and compute the missing ones; test predictions always run
-the full pipeline from raw beats, so the prediction speed includes feature extraction.
+the full pipeline from raw beats, so the prediction speed includes feature extraction. The
+lookup and the fit/predict helpers that use it are in :mod:`ecgops.training.classical_features`
+(re-exported here).
 
 The context inputs ``raw+rr`` / ``features+rr`` (tasks with RR context) feed the pipeline each
 beat's samples beside its raw RR context (:mod:`ecgops.features.context`, normalised inside the
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -31,148 +32,28 @@ from ecgops.config import Config
 from ecgops.data.splits import stratified_subsample
 from ecgops.evaluation.metrics import classification_metrics
 from ecgops.features.context import model_context_columns, model_input
-from ecgops.features.tsfeatures import FeatureExtractor, load_cached_features
 from ecgops.io import write_json
 from ecgops.models import check_context_task, split_context
 from ecgops.models.classical import (
     IMBALANCE,
     INPUTS,
     MODELS,
-    ContextFeatures,
     build_pipeline,
     check_choice,
     describe_fit,
-    head_and_tail,
     predict_proba_full,
 )
-from ecgops.paths import beat_table
-from ecgops.schema import BEAT_LEN, SIGNAL_COLUMNS, labels, signals
+from ecgops.schema import labels
+from ecgops.training.classical_features import FeatureLookup as FeatureLookup
+from ecgops.training.classical_features import _fit as _fit
+from ecgops.training.classical_features import _head_features as _head_features
+from ecgops.training.classical_features import _lookup as _lookup
+from ecgops.training.classical_features import _predict as _predict
+from ecgops.training.classical_features import _row_keys as _row_keys
 from ecgops.training.run import MIN_SECONDS, TrainingRun
 from ecgops.training.selection import grid_groups, selection_folds, selection_score
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# data helpers
-# ---------------------------------------------------------------------------------------------
-def _row_keys(x: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each beat's float32 samples."""
-    frame = pd.DataFrame(np.ascontiguousarray(x, dtype=np.float32))
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
-
-
-class FeatureLookup:
-    """Features of beats, from the task's cached feature table where it matches.
-
-    Beats are matched to the cached table by content (a 64-bit hash of the samples, then an
-    exact comparison), so any subset or fold of the task's beats is served, whatever order
-    ``load_split`` or ``iter_patient_folds`` returns; identical beats share their features.
-    Beats not in the cache, or a cache built with other settings, are computed by the
-    extractor.
-
-    Args:
-        cfg: configuration.
-        task: ``ptb`` or ``mitbih``.
-        extractor: the pipeline's feature extractor.
-    """
-
-    def __init__(self, cfg: Config, task: str, extractor: FeatureExtractor) -> None:
-        self.extractor = extractor
-        self._table: np.ndarray | None = None
-        self._signals: np.ndarray | None = None
-        self._index: pd.Series | None = None
-        cached = load_cached_features(cfg, task, extractor)
-        if cached is None:
-            return
-        source = beat_table(cfg, task)
-        beats = signals(pd.read_parquet(source, columns=SIGNAL_COLUMNS))
-        if len(beats) != len(cached):
-            log.info(
-                "feature table has %d rows, beat table %d: recomputing", len(cached), len(beats)
-            )
-            return
-        self._set(beats, cached.to_numpy(dtype=np.float64))
-
-    @classmethod
-    def from_arrays(
-        cls, extractor: FeatureExtractor, beats: np.ndarray, features: np.ndarray
-    ) -> FeatureLookup:
-        """A lookup over features computed in memory (``features[i]`` belongs to ``beats[i]``)."""
-        lookup = cls.__new__(cls)
-        lookup.extractor = extractor
-        lookup._set(np.asarray(beats, dtype=np.float32), np.asarray(features, dtype=np.float64))
-        return lookup
-
-    def _set(self, beats: np.ndarray, table: np.ndarray) -> None:
-        self._signals = beats
-        self._table = table
-        keys = _row_keys(beats)
-        index = pd.Series(np.arange(len(keys)), index=keys)
-        self._index = index[~index.index.duplicated(keep="first")]
-
-    @property
-    def cached(self) -> bool:
-        """Whether a matching feature table was found."""
-        return self._table is not None
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Feature matrix of beats ``x`` (n, 187), in the extractor's column order."""
-        if self._table is None or self._index is None or self._signals is None:
-            return self.extractor.transform(x)
-        rows = self._index.reindex(_row_keys(x)).to_numpy()
-        found = ~np.isnan(rows)
-        out = np.empty((len(x), self._table.shape[1]))
-        if found.any():
-            idx = rows[found].astype(np.int64)
-            same = np.array_equal(self._signals[idx], np.asarray(x, dtype=np.float32)[found])
-            if not same:  # a hash collision: trust nothing from the cache
-                return self.extractor.transform(x)
-            out[found] = self._table[idx]
-        if (~found).any():
-            out[~found] = self.extractor.transform(np.asarray(x)[~found])
-        return out
-
-
-def _head_features(head: Any, lookup: FeatureLookup, x: np.ndarray) -> np.ndarray:
-    """What the pipeline's feature step gives for ``x``, with the beats' features looked up.
-
-    ``x`` is raw beats (n, 187), or beats with their RR context (n, 187 + c) for a
-    :class:`~ecgops.models.classical.ContextFeatures` step (features beside the context).
-    """
-    step = head.steps[0][1]
-    if isinstance(step, ContextFeatures):
-        return step.combine(lookup(np.asarray(x)[:, :BEAT_LEN]), x)
-    return lookup(x)
-
-
-def _fit(
-    pipeline: Any,
-    x: np.ndarray,
-    y: np.ndarray,
-    lookup: FeatureLookup | None,
-    groups: np.ndarray | None = None,
-) -> None:
-    """Fit a pipeline on raw beats, using cached features for the extractor step if given
-    (``groups``: patients / records for a grouped LR grid search)."""
-    head, tail = head_and_tail(pipeline)
-    params = {} if groups is None else {"clf__groups": groups}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*did not converge.*")
-        warnings.filterwarnings("ignore", message=".*max_iter was reached.*")
-        if head is not None and lookup is not None:
-            tail.fit(_head_features(head, lookup, x), y, **params)
-        else:
-            pipeline.fit(x, y, **params)
-
-
-def _predict(
-    pipeline: Any, x: np.ndarray, n_classes: int, lookup: FeatureLookup | None
-) -> np.ndarray:
-    head, tail = head_and_tail(pipeline)
-    if head is not None and lookup is not None:
-        return predict_proba_full(tail, _head_features(head, lookup, x), n_classes)
-    return predict_proba_full(pipeline, x, n_classes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,12 +306,6 @@ def train_classical(
     cfg = classical_for_task(cfg, task)
     imbalance = check_choice(imbalance or cfg.classical.imbalance, IMBALANCE, "imbalance")
     return ClassicalRun(cfg, task, scheme, model, input, imbalance).run()
-
-
-def _lookup(cfg: Config, task: str, input: str) -> FeatureLookup | None:
-    if split_context(input)[0] != "features":
-        return None
-    return FeatureLookup(cfg, task, FeatureExtractor.from_config(cfg))
 
 
 def compare_imbalance(

@@ -108,16 +108,47 @@ def train_net(
     Returns:
         (net with its best-validation weights, the engine's FitResult).
     """
+    columns = context_columns or []
+    arch = split_context(model_name)[0]
+    kwargs = arch_kwargs(cfg, model_name)
+    parts = (net_part(cfg, train, columns), net_part(cfg, val, columns))
+    return fit_net(cfg, arch, kwargs, n_classes, parts, ckpt, device, desc)
+
+
+def fit_net(
+    cfg: Config,
+    arch: str,
+    kwargs: dict[str, Any],
+    n_classes: int,
+    parts: tuple[tuple, tuple],
+    ckpt: Path,
+    device: Any,
+    desc: str = "train",
+) -> tuple[Any, Any]:
+    """Build a registered net (seeded) and fit it with the engine on prepared arrays.
+
+    Args:
+        cfg: configuration (``deep`` with the task's overrides applied; ``seed``).
+        arch: a net name (``ecgops.models.nets.NETS``).
+        kwargs: its architecture arguments.
+        n_classes: number of classes.
+        parts: the engine's training and validation parts, ``(x, y[, context])`` each.
+        ckpt: checkpoint folder of this fit.
+        device: where to train.
+        desc: progress label (also prefixes the MLflow epoch metrics unless ``train``).
+
+    Returns:
+        (net with its best-validation weights, the engine's FitResult).
+    """
     from ecgops.models.nets import build_net
     from ecgops.training.engine import FitOptions, LoopConfig, fit, set_seed
 
     set_seed(cfg.seed)
-    net = build_net(split_context(model_name)[0], n_classes, **arch_kwargs(cfg, model_name))
-    columns = context_columns or []
+    net = build_net(arch, n_classes, **kwargs)
     result = fit(
         net,
-        net_part(cfg, train, columns),
-        net_part(cfg, val, columns),
+        parts[0],
+        parts[1],
         LoopConfig.from_deep(cfg),
         n_classes=n_classes,
         options=FitOptions(checkpoint_dir=ckpt, device=device, desc=desc),

@@ -337,30 +337,8 @@ def fit(
 
     while not state.finished and state.epoch < loop.epochs:
         epoch = state.epoch
-        epoch_start = time.perf_counter()
-        total_loss, seen = machine.train_epoch(epoch, desc)
-        train_seconds = time.perf_counter() - epoch_start
-        score, val_loss, current_lr = machine.validate()
-        record = {
-            "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
-            "val_loss": val_loss,
-            "val_balanced_accuracy": score,
-            "lr": current_lr,
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        _end_epoch(state, model, loop, record, seen, train_seconds)
-        state.seconds += time.perf_counter() - epoch_start + session_start
+        record = _run_epoch(machine, state, model, loop, desc, session_start)
         session_start = 0.0
-        log.info(
-            "%s epoch %d/%d: loss %.4f, val loss %.4f, val balanced accuracy %.4f",
-            desc,
-            epoch + 1,
-            loop.epochs,
-            record["train_loss"],
-            val_loss,
-            score,
-        )
         if ckpt_path is not None:
             checkpoint.save(ckpt_path, run_id, state, model, *machine.stateful)
         if mlflow is not None:
@@ -372,6 +350,51 @@ def fit(
         model.load_state_dict(state.best_state)
     if not state.history:
         state.seconds += time.perf_counter() - started
+    return _fit_result(state, resumed_from)
+
+
+def _run_epoch(
+    machine: _Machine,
+    state: LoopState,
+    model: nn.Module,
+    loop: LoopConfig,
+    desc: str,
+    session_start: float,
+) -> dict[str, Any]:
+    """Train and validate one epoch and book it in ``state``; its history record.
+
+    ``session_start`` (the setup seconds of this session, counted once) is added to the
+    loop's seconds with the epoch's own.
+    """
+    epoch = state.epoch
+    epoch_start = time.perf_counter()
+    total_loss, seen = machine.train_epoch(epoch, desc)
+    train_seconds = time.perf_counter() - epoch_start
+    score, val_loss, current_lr = machine.validate()
+    record = {
+        "epoch": epoch,
+        "train_loss": total_loss / max(seen, 1),
+        "val_loss": val_loss,
+        "val_balanced_accuracy": score,
+        "lr": current_lr,
+        "seconds": time.perf_counter() - epoch_start,
+    }
+    _end_epoch(state, model, loop, record, seen, train_seconds)
+    state.seconds += time.perf_counter() - epoch_start + session_start
+    log.info(
+        "%s epoch %d/%d: loss %.4f, val loss %.4f, val balanced accuracy %.4f",
+        desc,
+        epoch + 1,
+        loop.epochs,
+        record["train_loss"],
+        val_loss,
+        score,
+    )
+    return record
+
+
+def _fit_result(state: LoopState, resumed_from: int) -> FitResult:
+    """The :class:`FitResult` of a finished loop."""
     return FitResult(
         best_epoch=state.best_epoch,
         best_score=float(state.best_score) if state.history else float("nan"),

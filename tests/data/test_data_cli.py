@@ -51,7 +51,7 @@ def test_import_build_split_summary_export(project: Path) -> None:
     assert (project / "data" / "processed" / "ptb.parquet").is_file()
     assert (project / "data" / "splits" / "ptb.parquet").is_file()
     assert "ptb:" in outputs[3] and "healthy" in outputs[3] and "MI" in outputs[3]
-    assert "patient: test" in outputs[2] and "val" in outputs[2]
+    assert "patient: gate" in outputs[2] and "test" in outputs[2] and "val" in outputs[2]
     assert sorted(p.name for p in (project / "export").iterdir()) == [
         "ptbdb_abnormal.csv",
         "ptbdb_normal.csv",

@@ -49,7 +49,7 @@ def test_card_states_data_split_metrics_use_and_limitations() -> None:
     assert "`0123456789abcdef`" in card and "git `deadbeef`" in card
     assert "| beat | test | - | 0.9000 | - | 0.9500 | - |" in card
     assert "| patient | test |" in card  # the other split scheme's numbers
-    assert "Not a medical device" in card and "Single lead" in card and "125 Hz" in card
+    assert "Not a medical device" in card and "One lead per beat" in card and "125 Hz" in card
     assert "1500 beats; class balance healthy 77.0 %, MI 23.0 %" in card
 
 

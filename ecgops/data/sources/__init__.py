@@ -22,8 +22,9 @@ class RecordBeats:
     """The beats of one record, ready for the beat table.
 
     Attributes:
-        source: ``mitdb``, ``ptbxl`` or ``ptbdb``.
-        record: record id (unique within its source).
+        source: ``mitdb``, ``ptbxl``, ``ptbdb`` or a name of ``data.arrhythmia_sources``.
+        record: record id (unique within its task: other arrhythmia sources' records are
+            ``<source>/<record>``).
         patient: patient id (unique across sources of a task).
         beats: float32 array (n, beat_len).
         labels: int64 array (n,) of class indices.
@@ -55,6 +56,7 @@ class SourceReport:
         fallback_lead: records read on a fallback channel, with the lead used.
         duplicates: records left out because their beats repeat an earlier record's
             (record -> the earlier ``source/record``).
+        leads: records read per lead name (arrhythmia sources).
     """
 
     source: str
@@ -65,6 +67,7 @@ class SourceReport:
     no_beats: list[str] = field(default_factory=list)
     fallback_lead: dict[str, str] = field(default_factory=dict)
     duplicates: dict[str, str] = field(default_factory=dict)
+    leads: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
         """JSON-ready view."""
@@ -76,6 +79,7 @@ class SourceReport:
             "no_beats": list(self.no_beats),
             "fallback_lead": dict(self.fallback_lead),
             "duplicates": dict(self.duplicates),
+            "leads": dict(sorted(self.leads.items())),
         }
 
 

@@ -8,6 +8,13 @@ are not rows of the table. One patient per record (``patient = record``; note th
 strictly inter-patient). Every row keeps its R-peak position (``sample`` at the record's own
 rate, ``time_s``) and its RR context (``ecgops.data.rhythm``), computed on ALL the record's
 beats (``data.mitbih.rr_symbols`` plus the classified ones), not only the classified rows.
+
+The same code reads any other beat-annotated WFDB database named in
+``data.arrhythmia_sources`` (:func:`source_settings`): its sampling rate comes from each
+header, its lead is the first of the configured names the record has (case-insensitive), else
+the fallback channel, and the lead used is logged for every record. Its record ids are
+``<source>/<record>`` (:func:`record_id`) so they never clash with MIT-BIH's ``100`` ..
+``234`` (which the DS1/DS2 lists and the gate set name); ``patient`` = record.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgops.config import Config, DataConfig
+from ecgops.config import ArrhythmiaSourceConfig, Config, DataConfig
 from ecgops.data import beats as bt
 from ecgops.data import wfdb_io
 from ecgops.data.rhythm import rr_context
@@ -88,7 +95,11 @@ def annotated_beats(
 
 
 def beat_context(
-    cfg: Config, path: Path, ann: wfdb_io.Annotations, fs: float
+    cfg: Config,
+    path: Path,
+    ann: wfdb_io.Annotations,
+    fs: float,
+    annotator: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Classified beats of a record with their position and RR context.
 
@@ -97,6 +108,8 @@ def beat_context(
         path: record path (named in errors).
         ann: its annotations.
         fs: the record's sampling rate.
+        annotator: the annotation file's extension, named in errors (default
+            ``data.mitbih.annotator``).
 
     Returns:
         ``(samples, labels, context)``: the classified beats in sample order and, per beat,
@@ -112,33 +125,111 @@ def beat_context(
     try:
         rr = rr_context(every, fs, cfg.data.rhythm)
     except ValueError as exc:
-        raise DataError(path.with_name(f"{path.name}.{mit.annotator}"), str(exc)) from exc
+        ext = annotator or mit.annotator
+        raise DataError(path.with_name(f"{path.name}.{ext}"), str(exc)) from exc
     context = pd.DataFrame({"sample": samples.astype(np.int64), "time_s": samples / fs})
     context[CONTEXT_COLUMNS] = rr.to_numpy()[position]
     return samples, labels, context
 
 
-def record_beats(cfg: Config, path: Path, report: SourceReport | None = None) -> RecordBeats:
-    """Beats, labels and peak statistics of one MIT-BIH record.
+def source_settings(cfg: Config, source: str = SOURCE) -> ArrhythmiaSourceConfig:
+    """Lead names, fallback channel and annotator of an arrhythmia source.
+
+    Args:
+        cfg: configuration (``data.mitbih`` for ``mitdb``, else
+            ``data.arrhythmia_sources[source]``).
+        source: source name.
+
+    Returns:
+        The source's settings (``mitdb``'s built from ``data.mitbih``).
+
+    Raises:
+        DataError: an unknown source name.
+    """
+    if source == SOURCE:
+        mit = cfg.data.mitbih
+        return ArrhythmiaSourceConfig(
+            leads=[mit.lead], fallback_channel=mit.fallback_channel, annotator=mit.annotator
+        )
+    if source not in cfg.data.arrhythmia_sources:
+        known = ", ".join([SOURCE, *cfg.data.arrhythmia_sources])
+        raise DataError(None, f"unknown arrhythmia source {source!r} (configured: {known})")
+    return cfg.data.arrhythmia_sources[source]
+
+
+def record_id(source: str, name: str) -> str:
+    """Record id in the beat table: MIT-BIH's own (``100``), else ``<source>/<name>``."""
+    return name if source == SOURCE else f"{source}/{name}"
+
+
+def preferred_lead(path: Path, leads: list[str]) -> str:
+    """The first of ``leads`` that the record's header has (case-insensitive), else ``leads[0]``.
+
+    Args:
+        path: record path without extension.
+        leads: signal names in order of preference.
+
+    Returns:
+        A lead name to read (absent from the record only when none of ``leads`` is there).
+    """
+    names = {str(n).strip().lower() for n in (wfdb_io.read_header(path).sig_name or [])}
+    return next((lead for lead in leads if lead.strip().lower() in names), leads[0])
+
+
+def read_source_lead(
+    path: Path, settings: ArrhythmiaSourceConfig, report: SourceReport | None = None
+) -> wfdb_io.Lead:
+    """Read a record's configured lead (else its fallback channel), logged and reported.
+
+    Args:
+        path: record path without extension.
+        settings: the source's leads and fallback channel.
+        report: where the lead used (and a fallback) is noted (optional).
+
+    Returns:
+        The lead at the record's own rate (from its header).
+
+    Raises:
+        DataError: unreadable record, or none of the leads and no usable fallback.
+    """
+    lead = wfdb_io.read_lead(path, preferred_lead(path, settings.leads), settings.fallback_channel)
+    log.info("%s: lead %s (channel %d) at %g Hz", path, lead.name, lead.channel, lead.fs)
+    if report is not None:
+        report.leads[lead.name] += 1
+        if lead.name.strip().lower() not in {x.strip().lower() for x in settings.leads}:
+            report.fallback_lead[path.name] = lead.name
+    return lead
+
+
+def record_beats(
+    cfg: Config, path: Path, report: SourceReport | None = None, source: str = SOURCE
+) -> RecordBeats:
+    """Beats, labels and peak statistics of one record of an arrhythmia source.
 
     Args:
         cfg: configuration (``data`` section).
         path: record path without extension.
-        report: where a fallback lead is noted (optional).
+        report: where the lead used and a fallback lead are noted (optional).
+        source: ``mitdb`` or a name of ``data.arrhythmia_sources``.
 
     Returns:
-        The record's :class:`RecordBeats` (possibly with no beats).
+        The record's :class:`RecordBeats` (possibly with no beats); ``sample`` of its context
+        is at the record's own rate.
 
     Raises:
-        DataError: the record or its annotations cannot be read.
+        DataError: the record or its annotations cannot be read, or the annotations are at
+            another sampling rate than the signal.
     """
     data: DataConfig = cfg.data
-    mit = data.mitbih
-    lead = wfdb_io.read_lead(path, mit.lead, mit.fallback_channel)
-    if report is not None and lead.name.lower() != mit.lead.lower():
-        report.fallback_lead[path.name] = lead.name
-    ann = wfdb_io.read_annotations(path, mit.annotator)
-    samples, labels, context = beat_context(cfg, path, ann, lead.fs)
+    settings = source_settings(cfg, source)
+    lead = read_source_lead(path, settings, report)
+    ann = wfdb_io.read_annotations(path, settings.annotator)
+    if np.isfinite(ann.fs) and not np.isclose(ann.fs, lead.fs):
+        raise DataError(
+            path.with_name(f"{path.name}.{settings.annotator}"),
+            f"annotations at {ann.fs:g} Hz but the signal is at {lead.fs:g} Hz",
+        )
+    samples, labels, context = beat_context(cfg, path, ann, lead.fs, settings.annotator)
     peaks = wfdb_io.to_rate(samples, lead.fs, data.fs)
     signal = wfdb_io.resample(lead.signal, lead.fs, data.fs)
     params = bt.SegmentParams.from_config(data)
@@ -148,9 +239,10 @@ def record_beats(cfg: Config, path: Path, report: SourceReport | None = None) ->
     n_windows = seg.n_windows
     covered = n_windows * params.window_len
     reference = peaks[peaks < covered]
+    rid = record_id(source, path.name)
     stats = bt.RecordPeakStats(
-        source=SOURCE,
-        record=path.name,
+        source=source,
+        record=rid,
         label=None,
         duration_s=covered / data.fs,
         hr_bpm=bt.heart_rate_from_peaks(samples, lead.fs),
@@ -168,9 +260,9 @@ def record_beats(cfg: Config, path: Path, report: SourceReport | None = None) ->
         stats.detected[name] = len(det.peak)
         stats.hits[name] = bt.match_peaks(det.peak, reference, tolerance)
     return RecordBeats(
-        source=SOURCE,
-        record=path.name,
-        patient=path.name,
+        source=source,
+        record=rid,
+        patient=rid,
         beats=table.beats,
         labels=labels[table.peak_id],
         stats=stats,
@@ -184,12 +276,13 @@ def list_records(cfg: Config, folder: Path) -> list[str]:
 
 
 def iter_records(cfg: Config, folder: Path, report: SourceReport) -> Iterator[RecordBeats]:
-    """Yield the beats of every MIT-BIH record in ``folder``.
+    """Yield the beats of every record of an arrhythmia source's folder.
 
     Args:
         cfg: configuration.
-        folder: the ``mitdb`` folder.
-        report: filled with what was read and left out.
+        folder: the source's folder (``mitdb`` or another database's).
+        report: filled with what was read and left out; its ``source`` names the source
+            (``mitdb`` or a name of ``data.arrhythmia_sources``).
 
     Yields:
         One :class:`RecordBeats` per record (records without beats included; the caller
@@ -202,4 +295,4 @@ def iter_records(cfg: Config, folder: Path, report: SourceReport) -> Iterator[Re
     if capped:
         report.excluded["max_records"] += capped
     for name in chosen:
-        yield record_beats(cfg, folder / name, report)
+        yield record_beats(cfg, folder / name, report, report.source)
