@@ -10,10 +10,12 @@ into the README between the ``results`` markers, so numbers are never typed.
 Reading order: per task a summary (the champion on new patients, on the sealed gate set with
 intervals and on the study's beat split, beside the study's and published figures; one chart
 of every model on both splits), the MIT-BIH AAMI table beside the published DS1 → DS2 results,
-the registry decisions, then per-model tables, curves, calibration, galleries, data, timings
-and provenance. The pieces live in ``report_*`` modules: ``report_format`` (sections, tables,
-reference figures), ``report_champions``, ``report_summary``, ``report_aami``,
-``report_registry``, ``report_charts``, ``report_sections`` (details) and ``report_html``.
+the PTB multi-lead table (leads × model × beat or record level, beside the single-lead rows
+and the published results), the registry decisions, then per-model tables, curves,
+calibration, galleries, data, timings and provenance. The pieces live in ``report_*``
+modules: ``report_format`` (sections, tables, reference figures), ``report_champions``,
+``report_summary``, ``report_aami``, ``report_multilead``, ``report_registry``,
+``report_charts``, ``report_sections`` (details) and ``report_html``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ecgops.evaluation.report_format import (
     study_reference,
 )
 from ecgops.evaluation.report_html import render_html, render_markdown
+from ecgops.evaluation.report_multilead import BASE_TASK as MULTILEAD_BASE
+from ecgops.evaluation.report_multilead import multilead_section
 from ecgops.evaluation.report_registry import registry_section
 from ecgops.evaluation.report_sections import (
     calibration_section,
@@ -90,6 +94,8 @@ def build_sections(cfg: Config) -> list[Section]:
     ]
     if AAMI_TASK in cfg.pipeline.tasks:
         sections.append(aami_section(records, cfg.class_names(AAMI_TASK)))
+    if MULTILEAD_BASE in cfg.pipeline.tasks:
+        sections.append(multilead_section(records))
     sections.append(registry_section(cfg))
     sections += results_sections(cfg, records)
     sections.append(curves_section(cfg, records))

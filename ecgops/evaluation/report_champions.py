@@ -19,7 +19,7 @@ from typing import Any
 
 from ecgops.config import Config
 from ecgops.evaluation.report_format import LIKE_FOR_LIKE, NEW_PATIENTS, best_by_validation
-from ecgops.registry.client import CONTEXT, CONTEXT_NAME_SUFFIX, MORPHOLOGY
+from ecgops.registry.client import MODEL_KINDS, MORPHOLOGY, kind_task
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class Champion:
         name: configuration name (the metrics record's ``name``, e.g. ``lgbm-raw``).
         scheme: the split scheme the model was trained on.
         source: where it comes from, in words.
-        kind: registered model kind (``morphology`` / ``context``; empty for the fallback).
+        kind: registered model kind (``morphology`` / ``context`` / ``multilead``; empty for
+            the fallback).
         run_id: its MLflow run (empty when unknown).
         gate: gate-set figures: metric -> value, ``{metric}_low`` / ``{metric}_high`` for the
             intervals (empty without a registry decision).
@@ -50,6 +51,23 @@ class Champion:
     run_id: str = ""
     gate: dict[str, float] = field(default_factory=dict)
     gate_note: str = ""
+
+
+def model_kind(model: str) -> str:
+    """The kind of a registered model from its name (``registered_model_name`` appends
+    ``-{kind}`` to every kind but morphology).
+
+    Args:
+        model: registered model name, e.g. ``ecgops-ptb-multilead``.
+
+    Returns:
+        ``context`` / ``multilead`` for names ending in ``-context`` / ``-multilead``, else
+        ``morphology``.
+    """
+    for kind in MODEL_KINDS:
+        if kind != MORPHOLOGY and model.endswith(f"-{kind}"):
+            return kind
+    return MORPHOLOGY
 
 
 def champion_from_tags(task: str, model: str, version: str, tags: dict[str, str]) -> Champion:
@@ -87,13 +105,12 @@ def champion_from_tags(task: str, model: str, version: str, tags: dict[str, str]
             f"; {float(boot.get('level', 0)):.0%} bootstrap intervals over "
             f"{boot.get('groups', '?')} patients/records"
         )
-    kind = CONTEXT if model.endswith(CONTEXT_NAME_SUFFIX) else MORPHOLOGY
     return Champion(
         task=task,
         name=config_name(tags.get("run_name", ""), scheme) or "?",
         scheme=scheme,
         source=f"registry champion: `{model}` version {version}",
-        kind=kind,
+        kind=model_kind(model),
         run_id=tags.get("run_id", ""),
         gate=gate,
         gate_note=note.strip("; "),
@@ -173,7 +190,8 @@ def record_of(
     records: list[dict[str, Any]], champion: Champion, scheme: str
 ) -> dict[str, Any] | None:
     """The champion's metrics record on a scheme: its own run when it was trained on that
-    scheme (matched by run id, else by name), else the same configuration's run on it.
+    scheme (matched by run id, else by name), else the same configuration's run on it. A
+    multilead champion's records are those of its multi-lead task (``ptb12`` for ``ptb``).
 
     Args:
         records: metrics records.
@@ -183,7 +201,8 @@ def record_of(
     Returns:
         The record, or None.
     """
-    same = [r for r in records if r["task"] == champion.task and r["scheme"] == scheme]
+    task = kind_task(champion.task, champion.kind)
+    same = [r for r in records if r["task"] == task and r["scheme"] == scheme]
     if champion.run_id and scheme == champion.scheme:
         for r in same:
             if r.get("mlflow_run_id") == champion.run_id:

@@ -251,3 +251,103 @@ def test_html_report_renders_in_headless_chromium(report_cfg: Config) -> None:
     shot = report_cfg.root / "screenshot.png"
     _chromium("--hide-scrollbars", "--window-size=1300,2400", f"--screenshot={shot}", page.as_uri())
     assert shot.read_bytes().startswith(PNG_MAGIC)
+
+
+def _multilead_outputs(cfg: Config) -> None:
+    """Real-shaped ptb12 metrics of one net on two lead sets: beat figures, grouped CV and the
+    record-level blocks the training writes (record_block / record_cv_summary over 12 records
+    of 8 beats each, one label per record)."""
+    from ecgops.evaluation.metrics import classification_metrics
+    from ecgops.training.record_level import record_block, record_cv_summary
+    from ecgops.training.run import cv_summary
+
+    for lead_set, leads, acc in (("all", ["I", "II", "V1"], 0.9), ("ii", ["II"], 0.7)):
+        y, p = _predictions(96, 2, acc, seed=len(leads))  # y = i % 2: record i % 12's label
+        beats = (p, y, np.array([f"r{i % 12}" for i in range(96)]))
+        blocks = [record_block(beats, beats, cfg.multilead.record, seed) for seed in (0, 1)]
+        fold = classification_metrics(y, p)
+        save_evaluation(
+            cfg,
+            task="ptb12",
+            scheme="patient",
+            name=f"cnn-{lead_set}",
+            family="deep",
+            y_test=y,
+            proba_test=p,
+            y_val=y,
+            proba_val=p,
+            timing={"fit_seconds": 12.5, "predict_beats_per_s": 1000.0},
+            n={"train": 200, "val": 96, "test": 96},
+            cv={**cv_summary([fold, fold]), "record": record_cv_summary(blocks)},
+            extra={
+                "model": {"arch": "cnn", "lead_set": lead_set, "leads": leads},
+                "input": {"kind": "multilead", "lead_set": lead_set, "leads": leads},
+                "record": blocks[0],
+            },
+        )
+
+
+def _table_rows(markdown: str) -> tuple[str, list[list[str]]]:
+    """The header line and the cells of each row of the first Markdown table."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    return lines[0], [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_multilead_table_beside_single_lead_and_published_rows(report_cfg: Config) -> None:
+    _multilead_outputs(report_cfg)
+    sections = build_sections(report_cfg)
+    anchors = [s.anchor for s in sections]
+    assert anchors.index("aami") < anchors.index("multilead") < anchors.index("registry")
+    md = next(s for s in sections if s.anchor == "multilead").markdown
+    header, rows = _table_rows(md)
+    assert header == (
+        "| input | model | level | test n | test bal acc | test AUROC | "
+        "bal acc, grouped CV (mean ± std) | AUROC, grouped CV (mean ± std) | train s |"
+    )
+    levels = [r[2] for r in rows if r[0] == "`ii` (II)"]
+    assert levels[:3] == ["beat", "record mean", "record learned"]
+    assert levels[3].startswith("record chosen on validation: ")
+    first = [r[0] for r in rows]
+    assert first.index("`ii` (II)") < first.index("`all` (I, II, V1)")  # fewest leads first
+    record = json.loads(metrics_path(report_cfg, "ptb12", "patient", "cnn-all").read_text())
+    beat = next(r for r in rows if r[0] == "`all` (I, II, V1)" and r[2] == "beat")
+    cv = record["cv"]
+    assert beat[1] == "`cnn`" and beat[3] == "96" and beat[8] == "12.5"
+    assert beat[4] == f"{record['test']['balanced_accuracy']:.3f}"
+    assert (
+        beat[6]
+        == f"{cv['balanced_accuracy_mean']:.3f} ± {cv['balanced_accuracy_std']:.3f} (2 folds)"
+    )
+    mean = next(r for r in rows if r[0] == "`all` (I, II, V1)" and r[2] == "record mean")
+    assert mean[3] == "12" and mean[5] == f"{record['record']['mean']['auroc']:.3f}"
+    rcv = cv["record"]
+    assert mean[6].startswith(f"{rcv['mean_balanced_accuracy_mean']:.3f} ± ")
+    learned = next(r for r in rows if r[0] == "`all` (I, II, V1)" and r[2] == "record learned")
+    assert learned[4] == f"{record['record']['learned']['balanced_accuracy']:.3f}"
+    chosen = next(r for r in rows if r[0] == "`all` (I, II, V1)" and r[2].startswith("record ch"))
+    assert chosen[2].endswith(
+        f"{record['record']['selected']} (folds: {', '.join(rcv['selected'])})"
+    )
+    assert chosen[6].startswith(f"{rcv['balanced_accuracy_mean']:.3f} ± ")
+    single = [r for r in rows if r[0] == "lead II (study table)"]
+    assert {r[1] for r in single} == {"`lgbm-raw`", "`cnn`"} and {r[2] for r in single} == {"beat"}
+    published = {r[1].split(" (")[0]: r for r in rows if r[2] == "published"}
+    assert published["_Martin et al. 2021_"][4] == "0.830"
+    assert published["_Strodthoff & Strodthoff 2019_"][4] == "0.915"
+    davarmanesh = [r for r in rows if r[1].startswith("_Davarmanesh")]
+    assert [(r[0], r[5]) for r in davarmanesh] == [("I", "0.920"), ("12", "0.990")]
+
+
+def test_multilead_champion_kind_and_record() -> None:
+    from ecgops.evaluation.report_champions import record_of
+
+    tags = {"run_name": "cnn-all-patient", "select_scheme": "patient", "run_id": "r1"}
+    champion = champion_from_tags("ptb", "ecgops-ptb-multilead", "3", tags)
+    assert champion.kind == "multilead" and champion.name == "cnn-all"
+    assert champion_from_tags("mitbih", "ecgops-mitbih-context", "1", tags).kind == "context"
+    assert champion_from_tags("ptb", "ecgops-ptb", "1", tags).kind == "morphology"
+    records = [
+        {"task": "ptb", "scheme": "patient", "name": "cnn-all"},
+        {"task": "ptb12", "scheme": "patient", "name": "cnn-all", "mlflow_run_id": "r1"},
+    ]
+    assert record_of(records, champion, "patient") is records[1]
