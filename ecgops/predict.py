@@ -311,19 +311,30 @@ def record_models(cfg: Config, task: str, model_uri: str | None) -> list[str]:
 
 
 def _record_input(
-    cfg: Config, task: str, record: str, models: list[LoadedModel], explicit: bool
+    cfg: Config,
+    record: str,
+    models: list[LoadedModel],
+    explicit: bool,
+    single: tuple[np.ndarray, str],
 ) -> tuple[int, np.ndarray, str]:
     """The first model whose leads the record has, and the record's beats for it.
+
+    Args:
+        cfg: configuration.
+        record: the record's path.
+        models: the candidate models, multi-lead first.
+        explicit: the model was given by the user (a missing lead is an error).
+        single: the record's single-lead beats and note (read before any model is loaded).
 
     Raises:
         MissingLeadsError: an explicit multi-lead model and a record without its leads.
     """
     from ecgops.data.multilead import MissingLeadsError, match_leads
-    from ecgops.data.records import record_beats, record_lead_beats, record_leads
+    from ecgops.data.records import record_lead_beats, record_leads
 
     for i, model in enumerate(models):
         if not model.leads:
-            return i, *record_beats(cfg, task, record)
+            return i, *single
         names = record_leads(record)
         missing = match_leads(names, list(model.leads))[1]
         if not missing:
@@ -364,15 +375,18 @@ def predict_records(
             needs leads a record lacks (the record and the leads are named).
         RegistryError: the model is not trusted or cannot be loaded.
     """
+    from ecgops.data.records import record_beats
     from ecgops.evaluation.records import aggregate, decide
     from ecgops.registry.model import record_rule
 
-    uris = record_models(cfg, task, model_uri)
     if not record_paths:
         raise DataError(None, "no record given")
+    # every record is read and checked first: a damaged one is named before any model loads
+    single = {str(p): record_beats(cfg, task, p) for p in record_paths}
+    uris = record_models(cfg, task, model_uri)
     models = [load_model(uri, cfg) for uri in uris]
     extracted = [
-        (str(p), *_record_input(cfg, task, str(p), models, model_uri is not None))
+        (str(p), *_record_input(cfg, str(p), models, model_uri is not None, single[str(p)]))
         for p in record_paths
     ]
     rules = [record_rule(cfg, uri) for uri in uris]

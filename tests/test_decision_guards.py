@@ -148,9 +148,9 @@ def instrument(monkeypatch: pytest.MonkeyPatch, ledger: Ledger, grid_groups: lis
 
     evaluate = promote.evaluate
 
-    def gate(cfg, task, version, data, workdir):
+    def gate(cfg, task, version, data, workdir, *rest, **options):
         ledger.seen["gate"] |= beat_rows(ledger, data[0])
-        return evaluate(cfg, task, version, data, workdir)
+        return evaluate(cfg, task, version, data, workdir, *rest, **options)
 
     monkeypatch.setattr(promote, "evaluate", gate)
 

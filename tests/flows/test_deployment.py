@@ -136,7 +136,7 @@ def test_worker_runs_the_pipeline_and_registers_a_challenger(
         assert run.state.is_completed(), run.state.message
         assert run.parameters["profile"] == "smoke"
 
-        mlflow = MlflowClient(project.tracking_uri)
+        mlflow = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
         exp = mlflow.get_experiment_by_name("ecgops-ptb")
         runs = mlflow.search_runs([exp.experiment_id])
         assert sorted(r.data.tags["mlflow.runName"] for r in runs) == [
@@ -175,7 +175,7 @@ def test_rerun_skips_finished_work_without_new_versions(deployed, in_server) -> 
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
     project = deployed["project"]
-    mlflow = MlflowClient(project.tracking_uri)
+    mlflow = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
     runs_before = mlflow.search_runs([mlflow.get_experiment_by_name("ecgops-ptb").experiment_id])
     versions_before = mlflow.search_model_versions("name = 'ecgops-ptb'")
 

@@ -50,7 +50,9 @@ def test_invalid_dataset_fails_cleanly_and_registers_nothing(
     assert ingest_run.state.is_failed()
     assert ingest_run.parent_task_run_id is not None  # the pipeline's ingest subflow
     # no training ran, nothing was registered
-    client = MlflowClient(smoke_project.tracking_uri)
+    client = MlflowClient(
+        tracking_uri=smoke_project.tracking_uri, registry_uri=smoke_project.tracking_uri
+    )
     assert client.search_registered_models() == []
     assert not (smoke_project.root / "outputs" / "metrics").exists()
 
@@ -91,7 +93,9 @@ def test_dask_sweep_runs_trials_on_a_local_cluster(
     assert [t["value"] for t in result["trials"]] == [4, 8]
     assert all(t["error"] is None for t in result["trials"])
     assert result["best"]["value"] in (4, 8)
-    client = MlflowClient(ingested_project.tracking_uri)
+    client = MlflowClient(
+        tracking_uri=ingested_project.tracking_uri, registry_uri=ingested_project.tracking_uri
+    )
     exp = client.get_experiment_by_name("ecgops-sweep-ptb")  # apart from the pipeline's runs
     runs = client.search_runs([exp.experiment_id])
     assert sorted(int(r.data.params["lgbm.num_leaves"]) for r in runs) == [4, 8]

@@ -65,7 +65,7 @@ def two_pipelines(
                 classical_inputs=["raw"],
                 deep_models=["cnn"],
                 transfer=False,
-                promote=False,
+                register_challengers=False,  # only the smoke pipeline registers
                 report=False,
                 return_state=True,
             )
@@ -88,7 +88,7 @@ def test_smoke_pipeline_ends_with_a_champion_per_task(two_pipelines) -> None:
     from mlflow import MlflowClient
 
     project = two_pipelines["project"]
-    client = MlflowClient(project.tracking_uri)
+    client = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
     for task in ("ptb", "mitbih"):
         champion = client.get_model_version_by_alias(f"ecgops-{task}", "champion")
         tags = run_tags(client, champion.run_id)
@@ -105,7 +105,7 @@ def test_registration_picks_only_the_registering_pipelines_runs(two_pipelines) -
     from ecgops.tracking import data_version, split_version
 
     project = two_pipelines["project"]
-    client = MlflowClient(project.tracking_uri)
+    client = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
     cfg = load_config(profile="smoke", root=project.root)
     for task in ("ptb", "mitbih"):
         runs = client.search_runs(

@@ -82,7 +82,7 @@ def test_every_training_run_records_commit_data_hash_params_and_packages(
     table = cfg.path("processed") / "ptb.parquet"
     dvc_hash = _dvc_md5(tmp_path, table)  # tmp_path holds processed/: the table is in the repo
     head = _head()
-    client = mlflow.MlflowClient(cfg.tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
 
     for family, record in records.items():
         run = client.get_run(record["mlflow_run_id"])
