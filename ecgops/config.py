@@ -462,6 +462,12 @@ class SweepConfig(_Frozen):
     grids: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
 
 
+class ReportConfig(_Frozen):
+    """The results report (``ecgops report``; ecgops/evaluation/report*.py)."""
+
+    examples_per_class: int = Field(default=3, ge=1)
+
+
 class Config(_Frozen):
     """The whole validated configuration, with the active profile applied."""
 
@@ -485,6 +491,7 @@ class Config(_Frozen):
     multilead: MultileadConfig
     pipeline: PipelineConfig
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     root: Path = Field(exclude=True)
 
     @model_validator(mode="after")

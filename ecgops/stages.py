@@ -396,6 +396,7 @@ def _build_table() -> tuple[Stage, ...]:
             cmd="ecgops report",
             task=None,  # the flows' `report` task always runs
             entry=("ecgops.evaluation.report",),
+            sections=("report",),
             reads=lambda c, _: [P.metrics_dir(c), P.registry_dir(c)],
             outs=tuple(
                 Output(lambda c, _, n=n: P.report_dir(c) / n, UNCACHED)

@@ -14,7 +14,6 @@ from ecgops.config import Config
 from ecgops.evaluation.report_format import LIKE_FOR_LIKE, NEW_PATIENTS, task_records
 from ecgops.evaluation.results import AAMI_TASK
 
-EXAMPLES_PER_CLASS = 3
 BAR_HEIGHT = 0.38
 ROW_INCHES = 0.42
 MIN_INCHES = 2.5
@@ -129,7 +128,8 @@ def example_beats_figure(cfg: Config, task: str, df: pd.DataFrame, names: list[s
     t = np.arange(len(SIGNAL_COLUMNS)) / cfg.data.fs
     for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
         sub = df[df["label"] == i]
-        for j in rng.choice(len(sub), size=min(EXAMPLES_PER_CLASS, len(sub)), replace=False):
+        n_shown = min(cfg.report.examples_per_class, len(sub))
+        for j in rng.choice(len(sub), size=n_shown, replace=False):
             ax.plot(t, sub.iloc[j][SIGNAL_COLUMNS].to_numpy(dtype=float), lw=0.9)
         ax.set_title(f"{name} (n={len(sub)})", fontsize=10)
         ax.set_xlabel("time (s)")
