@@ -381,7 +381,9 @@ def predict_records(
 
     if not record_paths:
         raise DataError(None, "no record given")
-    # every record is read and checked first: a damaged one is named before any model loads
+    if model_uri:
+        check_trusted(cfg, model_uri)  # an untrusted model is refused before anything is read
+    # every record is read and checked next: a damaged one is named before any model loads
     single = {str(p): record_beats(cfg, task, p) for p in record_paths}
     uris = record_models(cfg, task, model_uri)
     models = [load_model(uri, cfg) for uri in uris]
