@@ -36,6 +36,7 @@ This module is the entry point (:func:`validate_beats`, :func:`validate_file`,
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,25 +155,97 @@ def validate_beats(
     """
     started = time.perf_counter()
     labels = label_set(cfg, task)
+    names = checked_column_names(df, source, DERIVED, "beat-table")
+    frame = derive_columns(df.set_axis(names, axis=1))
+    suite_spec = build_suite_spec(frame, task, cfg, labels)
+    return run_suite(
+        frame,
+        task,
+        suite_spec,
+        labels,
+        source,
+        report_dir,
+        derived=DERIVED,
+        started=started,
+        extra_statistics=_data_statistics(frame),
+        raise_on_failure=raise_on_failure,
+    )
+
+
+def checked_column_names(
+    df: pd.DataFrame, source: str | Path, reserved: Collection[str], kind: str
+) -> pd.Index:
+    """The table's column names as strings, refusing repeats and the validator's own names.
+
+    Args:
+        df: the table.
+        source: the file it came from (named in the error).
+        reserved: the helper columns the validator derives (a table may not bring them).
+        kind: what the table is, for the message (``beat-table``, ``multi-lead table``).
+
+    Returns:
+        The names, as strings.
+
+    Raises:
+        DataError: repeated column names, or names of the validator's helper columns.
+    """
     names = pd.Index([str(c) for c in df.columns])
     if names.has_duplicates:
         repeated = sorted(set(names[names.duplicated()]))
         raise DataError(source, f"repeated column names {_short(repeated)}")
-    reserved = [c for c in names if c in DERIVED]
-    if reserved:
-        raise DataError(source, f"columns {_short(reserved)} are not beat-table columns")
-    frame = derive_columns(df.set_axis(names, axis=1))
-    suite_spec = build_suite_spec(frame, task, cfg, labels)
-    result = _run_gx(frame, task, suite_spec, report_dir)
+    taken = [c for c in names if c in reserved]
+    if taken:
+        raise DataError(source, f"columns {_short(taken)} are not {kind} columns")
+    return names
 
-    failures = _describe_failures(result, frame, suite_spec)
+
+def run_suite(
+    frame: pd.DataFrame,
+    task: str,
+    spec: list,
+    labels: list[int],
+    source: str | Path,
+    report_dir: Path | None,
+    *,
+    derived: dict[str, str],
+    started: float,
+    extra_statistics: dict[str, Any] | None = None,
+    raise_on_failure: bool = True,
+) -> ValidationReport:
+    """Run a suite on a prepared frame, write its result and data docs, and report.
+
+    Shared by every table the platform validates (the beat tables, the multi-lead table).
+
+    Args:
+        frame: the table with its derived helper columns.
+        task: the task named in the report.
+        spec: the suite's expectations.
+        labels: the valid labels.
+        source: the file the table came from (named in every message).
+        report_dir: where to write ``validation.json`` and ``data_docs/`` (None: nowhere).
+        derived: the helper columns, recorded in the result's metadata.
+        started: ``time.perf_counter()`` when validation began.
+        extra_statistics: statistics of the data beside GX's own.
+        raise_on_failure: raise :class:`ValidationFailed` on a failed expectation.
+
+    Returns:
+        The :class:`ValidationReport`.
+
+    Raises:
+        ValidationFailed: an expectation failed (names the file, the failed expectations
+            with example rows, and the result JSON).
+    """
+    result = _run_gx(frame, task, spec, report_dir)
+    failures = _describe_failures(result, frame, spec)
     counts = _class_counts(frame, labels)
     elapsed = time.perf_counter() - started
-    statistics = {**_gx_statistics(result), **_data_statistics(frame), "seconds": round(elapsed, 3)}
-
+    statistics = {
+        **_gx_statistics(result),
+        **(extra_statistics or {}),
+        "seconds": round(elapsed, 3),
+    }
     result_path = docs_path = None
     if report_dir is not None:
-        report_dir = Path(report_dir)
         result_json = result["json"]
         result_json.setdefault("meta", {})["ecgops"] = {
             "source": str(source),
@@ -181,11 +254,10 @@ def validate_beats(
             "class_counts": {str(k): v for k, v in counts.items()},
             "failures": failures,
             "statistics": statistics,
-            "derived_columns": DERIVED,
+            "derived_columns": derived,
         }
-        result_path = write_json(result_json, report_dir / RESULT_FILE)
+        result_path = write_json(result_json, Path(report_dir) / RESULT_FILE)
         docs_path = result["docs_index"]
-
     report = ValidationReport(
         source=str(source),
         task=task,

@@ -35,22 +35,16 @@ from ecgops.data.validation import (
     DERIVED,
     ID_COLUMNS,
     INTEGER_TYPES,
-    RESULT_FILE,
     ValidationReport,
     _blank,
-    _class_counts,
-    _describe_failures,
-    _gx_statistics,
     _padding,
-    _run_gx,
-    _short,
     _signal_checks,
     _signal_matrix,
+    checked_column_names,
     label_set,
     read_beat_table,
+    run_suite,
 )
-from ecgops.errors import DataError, ValidationFailed
-from ecgops.io import write_json
 
 Spec = list[tuple[str, dict[str, Any], str]]
 WHOLE_ROW = ("_length", "_inner_zero_run")  # single-lead padding checks: per lead here
@@ -197,49 +191,22 @@ def validate_multilead(
     """
     started = time.perf_counter()
     labels = label_set(cfg, BASE_TASK)
-    names = pd.Index([str(c) for c in df.columns])
-    if names.has_duplicates:
-        raise DataError(
-            source, f"repeated column names {_short(sorted(set(names[names.duplicated()])))}"
-        )
-    reserved = [c for c in names if c in MULTI_DERIVED or c in DERIVED]
-    if reserved:
-        raise DataError(source, f"columns {_short(reserved)} are not multi-lead table columns")
+    names = checked_column_names(df, source, [*MULTI_DERIVED, *DERIVED], "multi-lead table")
     frame = derive_multilead_columns(
         df.set_axis(names, axis=1), cfg.multilead.leads, cfg.data.beat_len
     )
     spec = build_multilead_spec(frame, cfg, labels)
-    result = _run_gx(frame, TASK, spec, report_dir)
-    failures = _describe_failures(result, frame, spec)
-    counts = _class_counts(frame, labels)
-    statistics = {**_gx_statistics(result), "seconds": round(time.perf_counter() - started, 3)}
-    result_path = None
-    if report_dir is not None:
-        meta = result["json"].setdefault("meta", {})
-        meta["ecgops"] = {
-            "source": str(source),
-            "task": TASK,
-            "n_rows": len(frame),
-            "class_counts": {str(k): n for k, n in counts.items()},
-            "failures": failures,
-            "statistics": statistics,
-            "derived_columns": MULTI_DERIVED,
-        }
-        result_path = write_json(result["json"], Path(report_dir) / RESULT_FILE)
-    report = ValidationReport(
-        source=str(source),
-        task=TASK,
-        success=bool(result["success"]),
-        n_rows=len(frame),
-        class_counts=counts,
-        statistics=statistics,
-        failures=failures,
-        result_path=result_path,
-        docs_path=result["docs_index"],
+    return run_suite(
+        frame,
+        TASK,
+        spec,
+        labels,
+        source,
+        report_dir,
+        derived=MULTI_DERIVED,
+        started=started,
+        raise_on_failure=raise_on_failure,
     )
-    if not report.success and raise_on_failure:
-        raise ValidationFailed(source, failures or ["see the report"], result_path)
-    return report
 
 
 def validate_multilead_file(

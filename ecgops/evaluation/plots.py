@@ -99,13 +99,7 @@ def plot_reliability(
         ax.annotate(
             str(n), (cx, cy), textcoords="offset points", xytext=(0, 6), fontsize=7, ha="center"
         )
-    ax.set_xlabel("mean predicted confidence")
-    ax.set_ylabel("observed accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
+    _reliability_axes(ax, title)
     return _save(fig, path)
 
 
@@ -132,6 +126,12 @@ def plot_reliability_comparison(report: dict[str, Any], title: str, path: Path) 
             marker="o",
             label=f"{label} (ECE {report[f'ece_{key}']:.3f})",
         )
+    _reliability_axes(ax, title)
+    return _save(fig, path)
+
+
+def _reliability_axes(ax, title: str) -> None:
+    """Labels, limits, grid, legend and title of a reliability diagram."""
     ax.set_xlabel("mean predicted confidence")
     ax.set_ylabel("observed accuracy")
     ax.set_xlim(0, 1)
@@ -139,7 +139,6 @@ def plot_reliability_comparison(report: dict[str, Any], title: str, path: Path) 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:
