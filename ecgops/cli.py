@@ -93,7 +93,7 @@ def config(
     ] = None,
 ) -> None:
     """Print the resolved configuration (profile applied), or write it per section."""
-    from ecgops.config import write_sections
+    from ecgops.param_files import write_sections
 
     cfg = _cfg()
     if sections_dir is None:
@@ -129,13 +129,33 @@ def train_classical(
     task: TaskOpt,
     scheme: SchemeOpt = "beat",
     model: Annotated[str, typer.Option(help="lr, rf or lgbm")] = "lgbm",
-    input: Annotated[str, typer.Option("--input", help="raw or features")] = "raw",
+    input: Annotated[
+        str | None, typer.Option("--input", help="raw or features (default raw)")
+    ] = None,
+    leads: Annotated[
+        str | None, typer.Option(help="task ptb12: a multilead.lead_sets name (e.g. ii, all)")
+    ] = None,
 ) -> None:
-    """Train one classical model (LR / RF / LightGBM) on raw beats or features."""
+    """Train one classical model (LR / RF / LightGBM) on raw beats or features.
+
+    ``--task ptb12`` trains it on per-lead features of the leads of ``--leads`` (default
+    ``all``; its input is per-lead features only).
+    """
+    keys = ("name", "scheme", "test", "cv", "mlflow_run_id")
+    if task == "ptb12":
+        if input not in (None, "features"):
+            raise typer.BadParameter("--task ptb12 reads per-lead features: --input features")
+        from ecgops.training.multilead_classical import train_multilead_classical
+
+        record = train_multilead_classical(_cfg(), scheme, model, leads or "all")
+        _echo_json({k: record.get(k) for k in (*keys, "record")})
+        return
+    if leads:
+        raise typer.BadParameter("--leads is for --task ptb12 (the multi-lead table)")
     from ecgops.training.classical import train_classical as run
 
-    record = run(_cfg(), task, scheme, model, input)
-    _echo_json({k: record.get(k) for k in ("name", "scheme", "test", "cv", "mlflow_run_id")})
+    record = run(_cfg(), task, scheme, model, input or "raw")
+    _echo_json({k: record.get(k) for k in keys})
 
 
 @train_app.command("deep")

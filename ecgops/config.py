@@ -270,7 +270,7 @@ class DeepConfig(_Frozen):
     plateau_patience: int = Field(ge=0)
     grad_clip: float | None = None
     amp: bool = True
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     cv: bool = True
     attention: AttentionConfig
     archs: dict[str, dict[str, Any]]
@@ -308,6 +308,7 @@ class TransferConfig(_Frozen):
     max_train_rows: int | None
     probe_rows: int
     probe_class_weight: Literal["balanced", "none"]
+    cv: bool = True
     plot_points: int
     augment: AugmentConfig
 
@@ -409,6 +410,7 @@ class MultileadConfig(_Frozen):
     on_missing_lead: Literal["fail", "skip"]
     validation: MultileadValidationConfig
     lead_sets: dict[str, list[str] | Literal["all"]] = {}
+    cv: bool = True
     record: MultileadRecordConfig = Field(default_factory=lambda: MultileadRecordConfig())
 
     def lead_set(self, name: str) -> list[str]:
@@ -439,10 +441,12 @@ class ContextConfig(_Frozen):
 
 
 class MultileadPipelineConfig(_Frozen):
-    """Multi-lead runs of the pipeline (``pipeline.multilead``): every net x every lead set."""
+    """Multi-lead runs of the pipeline (``pipeline.multilead``): every net and every classical
+    model (on per-lead features, ecgops/training/multilead_classical.py) x every lead set."""
 
     nets: list[str] = []
     lead_sets: list[str] = []
+    classical: list[str] = []
 
 
 class PipelineConfig(_Frozen):
@@ -454,6 +458,7 @@ class PipelineConfig(_Frozen):
     pretrain_methods: list[Literal["supervised", "contrastive"]]
     finetune_encoders: list[Literal["supervised", "contrastive"]]
     max_workers: int
+    slot_priority: list[str] = []
 
 
 class SweepConfig(_Frozen):
@@ -564,8 +569,8 @@ def check_model_names(cfg: Config) -> None:
     ``deep.archs`` registered nets (``pipeline.deep`` names also need a ``deep.archs`` entry;
     ``{net}+rr`` names a context net), ``pipeline.classical_inputs`` known inputs (context ones,
     ``...+rr``, only for tasks with RR context), ``pipeline.multilead`` multi-lead nets of
-    ``deep.archs`` and lead sets whose leads the multi-lead table holds, and ``data.beat_len``
-    must be the beat length the schema fixes.
+    ``deep.archs``, classical models and lead sets whose leads the multi-lead table holds, and
+    ``data.beat_len`` must be the beat length the schema fixes.
 
     Args:
         cfg: the configuration being validated.
@@ -602,6 +607,7 @@ def check_model_names(cfg: Config) -> None:
         check_inputs(task, inputs, "pipeline.classical_inputs", CLASSICAL_INPUTS)
     nets = tuple(n for n in MULTILEAD_NETS if n in cfg.deep.archs)
     check("pipeline.multilead.nets (nets of deep.archs)", cfg.pipeline.multilead.nets, nets)
+    check("pipeline.multilead.classical", cfg.pipeline.multilead.classical, CLASSICAL_MODELS)
     for name in cfg.pipeline.multilead.lead_sets:
         cfg.multilead.lead_set(name)  # raises on an unknown set or missing leads
     if cfg.data.beat_len != BEAT_LEN:
@@ -708,24 +714,3 @@ def load_config(
         merged = deep_merge(merged, overrides)
     merged["profile"] = chosen
     return Config(**merged, root=root)
-
-
-def write_sections(cfg: Config, out_dir: Path) -> list[Path]:
-    """Write one resolved JSON per config section (profile applied) into ``out_dir``.
-
-    These files are the DVC stages' parameter deps: a change that alters a section's resolved
-    values reruns only the stages that read it. The CLI (``ecgops config --sections-dir``) and
-    the Prefect ``ingest`` flow both call this, so both leave identical files.
-
-    Returns:
-        The written files.
-    """
-    from ecgops.io import write_json
-
-    resolved = cfg.model_dump(mode="json")
-    written = []
-    for section, values in resolved.items():
-        if isinstance(values, dict):
-            payload = {"profile": resolved["profile"], "seed": resolved["seed"], section: values}
-            written.append(write_json(payload, out_dir / f"{section}.json"))
-    return written

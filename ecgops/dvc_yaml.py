@@ -2,7 +2,9 @@
 
 ``ecgops stages dvc-yaml`` writes it and ``--check`` (and a test) fails when the committed file
 differs. Matrices stay DVC ``foreach``/``matrix`` templates over params.yaml (``pipeline:``,
-``splits.schemes``...), so ``dvc exp run -S`` still changes what runs.
+``splits.schemes``...), so ``dvc exp run -S`` still changes what runs. A stage with per-model
+params (:class:`~ecgops.stages.ModelParams`) depends on its model's own params file through the
+matrix template (``outputs/params/classical/${item.model}.json``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgops import paths as P
+from ecgops.param_files import model_files, model_names, split_params
 from ecgops.stages import STAGES, UNCACHED, Output, RelativePaths, Stage, dvc_sections
 
 DVC_HEADER = """\
@@ -24,12 +27,13 @@ DVC_HEADER = """\
 """
 
 
-def dvc_stage(st: Stage, rel: RelativePaths) -> dict[str, Any]:
+def dvc_stage(st: Stage, rel: RelativePaths, yaml_params: Mapping[str, Any]) -> dict[str, Any]:
     """One stage as ``dvc.yaml`` holds it (``foreach``/``matrix`` templates kept).
 
     Args:
         st: the stage.
         rel: the relative view of params.yaml's ``paths``.
+        yaml_params: params.yaml (the models that get a params file).
 
     Returns:
         The stage's mapping: ``foreach`` + ``do``, or ``matrix`` and the body, or the body.
@@ -44,16 +48,18 @@ def dvc_stage(st: Stage, rel: RelativePaths) -> dict[str, Any]:
         body["always_changed"] = True
     reads = [p.as_posix() for p in (st.reads(rel, params) if st.reads else [])]
     sections = [s for s in dvc_sections() if s in st.sections]
+    files = [*sections, *model_files(st.model_params, params, yaml_params)]
     body["deps"] = [
         *st.extra_deps,
         *reads,
         *st.code(),
-        *(P.params_file(rel, s).as_posix() for s in sections),
+        *(P.params_file(rel, f).as_posix() for f in files),
     ]
     outs = st.outs
     if st.name == "params":
         outs = tuple(
-            Output(lambda c, _, s=s: P.params_file(c, s), UNCACHED) for s in dvc_sections()
+            Output(lambda c, _, f=f: P.params_file(c, f), UNCACHED)
+            for f in _params_outs(yaml_params)
         )
     for kind, items in (("outs", outs), ("metrics", st.metrics), ("plots", st.plots)):
         if items:
@@ -63,6 +69,13 @@ def dvc_stage(st: Stage, rel: RelativePaths) -> dict[str, Any]:
     if st.matrix:
         return {"matrix": {name: f"${{{src}}}" for name, src in st.matrix}, **body}
     return body
+
+
+def _params_outs(params: Mapping[str, Any]) -> list[str]:
+    """The params files DVC stages depend on: their sections, then every model file."""
+    splits = split_params([st for st in STAGES if st.dvc])
+    models = [sp.file_name(n) for sp in splits for n in model_names(sp, params)]
+    return [*dvc_sections(), *models]
 
 
 def _dvc_out(out: Output, rel: RelativePaths, params: Mapping[str, Any]) -> Any:
@@ -78,8 +91,9 @@ def dvc_document(root: Path) -> dict[str, Any]:
     """
     from ecgops.config import PARAMS_FILE, load_params
 
-    rel = RelativePaths(load_params(root / PARAMS_FILE)["paths"])
-    return {"stages": {st.name: dvc_stage(st, rel) for st in STAGES if st.dvc}}
+    params = load_params(root / PARAMS_FILE)
+    rel = RelativePaths(params["paths"])
+    return {"stages": {st.name: dvc_stage(st, rel, params) for st in STAGES if st.dvc}}
 
 
 def dvc_yaml(root: Path) -> str:

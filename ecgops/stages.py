@@ -6,7 +6,11 @@ tasks of ``flows/`` derive their cache policies from the same entries
 (``InputsAndFiles.for_stage``, :mod:`ecgops.orchestration.caching`), so they cannot drift:
 
 - **params**: the ``params.yaml`` sections a stage reads. DVC depends on their resolved JSON
-  (``outputs/params/{section}.json``, profile applied); the Prefect cache key on their values;
+  (``outputs/params/{section}.json``, profile applied); the Prefect cache key on their values.
+  A model's own subsection (``classical.lgbm``, ``deep.archs.cnn``:
+  :mod:`ecgops.model_params`) is split off into its own file, and a stage declaring it depends
+  on its call's model's file only (:mod:`ecgops.param_files`), so one model's knob reruns that
+  model's stages only;
 - **code**: the import closure of the stage's entry modules (:mod:`ecgops.codegraph`), every
   ecgops module the command can run, lazy imports included, as paths (a whole folder where
   all of it is imported). An edit to any of them reruns the stage in both runners;
@@ -24,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ecgops import paths as P
+from ecgops.model_params import CLASSICAL_MODEL_PARAMS, NET_PARAMS, ModelParams
 from ecgops.paths import HasPaths
 
 PathsFn = Callable[[HasPaths, Mapping[str, Any]], list[Path]]
@@ -61,6 +66,9 @@ class Stage:
             task (e.g. ``classical-ptb`` and ``classical-mitbih`` run ``train-classical``).
         entry: ecgops modules the command runs; its code deps are their import closure.
         sections: params.yaml sections it reads.
+        model_params: subsections of them keyed by the call's model (:class:`ModelParams`):
+            the stage depends on its model's entry only. A stage reading a section with a
+            split subsection without declaring it does not see the subsection at all.
         matrix: ``(parameter, params.yaml list)`` pairs; one pair is a DVC ``foreach``.
         fixed: parameters with one value (``task`` of ``classical-ptb``).
         reads: files it reads inside the project.
@@ -79,6 +87,7 @@ class Stage:
     task: str | None
     entry: tuple[str, ...] = ()
     sections: tuple[str, ...] = ()
+    model_params: tuple[ModelParams, ...] = ()
     matrix: tuple[tuple[str, str], ...] = ()
     fixed: Mapping[str, str] = field(default_factory=dict)
     reads: PathsFn | None = None
@@ -174,6 +183,7 @@ def _classical(task: str) -> Stage:
         task="train-classical",
         entry=("ecgops.training.classical",),
         sections=("calibration", "classical", "context", "data", "features", "splits", "tracking"),
+        model_params=(CLASSICAL_MODEL_PARAMS,),
         matrix=(
             ("scheme", "splits.schemes"),
             ("model", f"pipeline.classical.{task}"),
@@ -192,6 +202,7 @@ def _deep(task: str) -> Stage:
         task="train-deep",
         entry=("ecgops.training.deep",),
         sections=("calibration", "context", "data", "deep", "splits", "tracking"),
+        model_params=(NET_PARAMS,),
         matrix=(("scheme", "splits.schemes"), ("model", f"pipeline.deep.{task}")),
         fixed={"task": task},
         reads=_tables(P.beat_table, P.split_table),
@@ -238,6 +249,7 @@ def _multilead_stages() -> list[Stage]:
             task="train-multilead",
             entry=("ecgops.training.multilead",),
             sections=("calibration", "data", "deep", "multilead", "splits", "tracking"),
+            model_params=(NET_PARAMS,),
             matrix=(
                 ("scheme", "splits.schemes"),
                 ("model", "pipeline.multilead.nets"),
@@ -248,11 +260,38 @@ def _multilead_stages() -> list[Stage]:
             ),
             **_evaluated(ml, lambda p: f"{p['model']}-{p['leads']}"),
         ),
+        Stage(
+            name="multilead-classical",
+            cmd=f"ecgops train classical --task {ml} --scheme {{scheme}} --model {{model}}"
+            " --leads {leads}",
+            task="train-multilead-classical",
+            entry=("ecgops.training.multilead_classical",),
+            sections=(
+                "calibration",
+                "classical",
+                "data",
+                "features",
+                "multilead",
+                "splits",
+                "tracking",
+            ),
+            model_params=(CLASSICAL_MODEL_PARAMS,),
+            matrix=(
+                ("scheme", "splits.schemes"),
+                ("model", "pipeline.multilead.classical"),
+                ("leads", "pipeline.multilead.lead_sets"),
+            ),
+            reads=lambda c, _: (
+                [P.beat_table(c, t) for t in (ml, base)] + [P.split_table(c, t) for t in (ml, base)]
+            ),
+            **_evaluated(ml, lambda p: f"{p['model']}-features-{p['leads']}"),
+        ),
     ]
 
 
 TRANSFER_SECTIONS = ("calibration", "deep", "splits", "tracking", "transfer")
-"""Pretraining and fine-tuning read ``transfer`` and the deep knobs (imbalance, threads)."""
+"""Pretraining and fine-tuning read ``transfer`` and the deep knobs (imbalance, threads); not
+``deep.archs`` (their encoder is ``transfer.encoder``), so they declare no :data:`NET_PARAMS`."""
 
 
 def _data_stages() -> list[Stage]:

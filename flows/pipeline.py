@@ -1,10 +1,10 @@
 """Flow ``pipeline``: ingest -> classical -> deep -> multilead -> transfer -> register -> report.
 
 The parent flow of the scheduled deployments (prefect.yaml); ``ecgops pipeline`` loads it by
-its entrypoint (``flows/pipeline.py:pipeline``). The training tracks run as subflows one after
-another, each with ``max_workers`` trainings at a time, so no worker idles while a track still
-has work queued; the transfer track can instead be sent to the GPU work pool
-(``transfer_deployment``), where it runs beside the local tracks. Registering waits for every
+its entrypoint (``flows/pipeline.py:pipeline``). The training tracks run as subflows side by
+side, sharing ``max_workers`` compute slots (:mod:`ecgops.orchestration.slots`), so both cores
+stay busy until the last training ends; the transfer track can instead be sent to the GPU work
+pool (``transfer_deployment``), where it runs beside the local tracks. Registering waits for every
 track: a failed training stops the pipeline before anything is registered. At the end, every
 task run's wall and CPU time is published (the ``pipeline-timings`` artifact,
 ``outputs/timings/pipeline.json``, MLflow tags on the trainings' runs), also after a failure.
@@ -21,6 +21,7 @@ from ecgops.config import Config, load_config
 from ecgops.orchestration import artifacts as art
 from ecgops.orchestration import timing
 from ecgops.orchestration.concurrency import call, raise_on_failures, run_concurrently
+from ecgops.orchestration.slots import slots_open
 from ecgops.orchestration.tasks import plain_task
 from flows import prepare_tracking
 from flows.evaluate_and_register import evaluate_and_register
@@ -168,9 +169,9 @@ def _steps(cfg: Config, plan: Plan) -> dict[str, Any]:
     if deep_models != []:
         tracks["deep"] = {**common, "tasks": tasks, "models": deep_models}
     multilead = cfg.pipeline.multilead
-    wanted = bool(multilead.nets and multilead.lead_sets)
+    wanted = bool((multilead.nets or multilead.classical) and multilead.lead_sets)
     if deep_models != [] and set(tasks) >= MULTILEAD_TASKS and wanted:
-        tracks["multilead"] = dict(common)  # ptb12 nets x lead sets (pipeline.multilead)
+        tracks["multilead"] = dict(common)  # ptb12 models x lead sets (pipeline.multilead)
     if transfer and set(tasks) >= TRANSFER_TASKS:
         tracks["transfer"] = dict(common)
     elif transfer:
@@ -191,13 +192,13 @@ def _steps(cfg: Config, plan: Plan) -> dict[str, Any]:
         )
         for name in order
     ]
-    # Local tracks run one after another, each with every worker: side by side (one worker
-    # each) the last track ran alone on one worker while the other idled (quick profile, 2
-    # cores: the transfer track, 26 min). A remote track (the GPU deployment) uses no local
-    # worker and runs beside them; should it end first, the next local track starts beside
-    # the current one.
-    logger.info("tracks %s: %d at once, %d trainings each", order, 1 + len(remote), workers)
-    outcomes = run_concurrently(calls, cfg, 1 + len(remote))
+    # Every track runs at once, and every training takes one of `workers` compute slots
+    # (ecgops.orchestration.slots, by pipeline.slot_priority): one track after another, each
+    # track's tail ran on one core while the other idled (quick profile, 2 cores: 40 min for
+    # 2 x 47 min of CPU). A remote track (the GPU deployment) takes no local slot.
+    logger.info("tracks %s at once, %d trainings at a time over all", order, workers)
+    with slots_open(workers, cfg.pipeline.slot_priority):
+        outcomes = run_concurrently(calls, cfg, len(order))
     raise_on_failures(outcomes, "pipeline trainings")
     trained = {name: o.value for name, o in zip(order, outcomes, strict=True)}
 

@@ -1,11 +1,14 @@
-"""Flow ``train_multilead``: the multi-lead PTB table, its split, and its nets x lead sets.
+"""Flow ``train_multilead``: the multi-lead PTB table, its split, its nets and classical models.
 
 Needs the single-lead ``ptb`` table and split (the ``ingest`` flow): the ``ptb12`` split puts
 the same patients in each part. Builds (and validates) ``data/processed/ptb12.parquet``, splits
-it, then trains every net of ``pipeline.multilead.nets`` on every lead set of
+it, then trains every net of ``pipeline.multilead.nets`` and every classical model of
+``pipeline.multilead.classical`` (on per-lead features) on every lead set of
 ``pipeline.multilead.lead_sets`` per scheme (one task run, one MLflow run and one metrics JSON
-``outputs/metrics/ptb12/{scheme}/{net}-{leadset}.json`` each, as the DVC ``multilead`` stage
-writes); independent runs go concurrently and their metrics are published as a table.
+``outputs/metrics/ptb12/{scheme}/{net}-{leadset}.json`` or
+``{model}-features-{leadset}.json`` each, as the DVC ``multilead`` and ``multilead-classical``
+stages write); independent runs go concurrently, on the same patients, and their metrics are
+published as one table.
 """
 
 from __future__ import annotations
@@ -51,6 +54,20 @@ def fit_multilead(cfg: Config, scheme: str, model: str, leads: str) -> dict[str,
     return art.as_plain(record)
 
 
+@stage_task(
+    "train-multilead-classical", kind="train", task_run_name="{model}-features-{leads}-{scheme}"
+)
+def fit_multilead_classical(cfg: Config, scheme: str, model: str, leads: str) -> dict[str, Any]:
+    """Train and evaluate one classical model on per-lead features of one lead set."""
+    from ecgops.training.multilead_classical import train_multilead_classical as train
+
+    record = train(cfg, scheme, model, leads)
+    get_run_logger().info(
+        "%s-features-%s/%s done, MLflow run %s", model, leads, scheme, record.get("mlflow_run_id")
+    )
+    return art.as_plain(record)
+
+
 @flow(name="train-multilead")
 def train_multilead(
     profile: str | None = None,
@@ -58,8 +75,10 @@ def train_multilead(
     models: list[str] | None = None,
     lead_sets: list[str] | None = None,
     max_workers: int | None = None,
+    classical: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Build and split ptb12, train the multi-lead nets and publish their metrics table.
+    """Build and split ptb12, train the multi-lead nets and the classical models on per-lead
+    features, and publish their metrics table.
 
     Args:
         profile: ``smoke``, ``quick`` or ``full`` (default: ``$ECGOPS_PROFILE`` / params.yaml).
@@ -67,16 +86,23 @@ def train_multilead(
         models: multi-lead nets (default: ``pipeline.multilead.nets``).
         lead_sets: keys of ``multilead.lead_sets`` (default: ``pipeline.multilead.lead_sets``).
         max_workers: trainings at once (default: ``pipeline.max_workers``).
+        classical: classical models on per-lead features (default:
+            ``pipeline.multilead.classical``).
 
     Returns:
         The metrics records (the flow fails, after publishing the table, if any run failed).
     """
     cfg = load_config(profile=profile)
     plan = cfg.pipeline.multilead
+    kinds = (
+        (fit_multilead, plan.nets if models is None else models),
+        (fit_multilead_classical, plan.classical if classical is None else classical),
+    )
     calls = [
-        (fit_multilead, {"cfg": cfg, "scheme": s, "model": m, "leads": ls})
+        (fn, {"cfg": cfg, "scheme": s, "model": m, "leads": ls})
         for s in schemes or cfg.splits.schemes
-        for m in (plan.nets if models is None else models)
+        for fn, names in kinds
+        for m in names
         for ls in (plan.lead_sets if lead_sets is None else lead_sets)
     ]
     logger = get_run_logger()

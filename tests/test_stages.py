@@ -1,14 +1,19 @@
 """The stage table: dvc.yaml is generated from it, and both runners rerun the same stages.
 
-The deps test changes ``deep.imbalance`` and asks each runner what reruns: DVC through the
-committed dvc.yaml (a stage reruns when one of its param-file deps, the resolved JSON that
-``ecgops config --sections-dir`` writes, changes content) and Prefect through the real cache
-policies of the flows' tasks (a stage reruns when its task's cache key changes).
+The deps tests change a param (``deep.imbalance``, ``classical.lgbm.n_estimators``,
+``deep.archs.transformer``...) and ask each runner which calls rerun: DVC through real
+``dvc status`` on the committed dvc.yaml's templates (in a scratch DVC repo whose stages keep
+their param-file deps, the files ``ecgops config --sections-dir`` writes) and Prefect through
+the real cache policies of the flows' tasks (a call reruns when its cache key changes), over
+the same calls: every matrix item of params.yaml's lists, named as DVC names them.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,9 +23,10 @@ import yaml
 
 from ecgops import stages as S
 from ecgops.codegraph import PROJECT_DIR, closure, project_modules
-from ecgops.config import Config, write_sections
+from ecgops.config import PARAMS_FILE, Config, load_params
 from ecgops.dvc_yaml import dvc_document, dvc_yaml
 from ecgops.orchestration.caching import InputsAndFiles
+from ecgops.param_files import payloads, write_sections
 
 REPO = PROJECT_DIR
 FLOW_MODULES = (
@@ -32,6 +38,8 @@ FLOW_MODULES = (
     "flows.evaluate_and_register",
     "flows.pipeline",
 )
+PARAM_FILES = "outputs/params/"
+"""Where the params files lie (the ``params`` stage's outs, relative to the project)."""
 
 
 def committed() -> dict[str, Any]:
@@ -61,9 +69,19 @@ def test_dvc_yaml_keeps_stage_names_commands_and_templates() -> None:
     assert stages["finetune-scratch"]["do"]["metrics"] == [
         {"outputs/metrics/ptb/${item}/transfer-scratch.json": {"cache": False}}
     ]
-    params_outs = [next(iter(o)) for o in stages["params"]["outs"]]
-    used = {d for body in stages.values() for d in _deps(body) if d.startswith("outputs/params/")}
-    assert used <= set(params_outs)  # every param-file dep is written by the params stage
+    assert "outputs/params/classical/${item.model}.json" in classical["deps"]
+    assert "outputs/params/deep/archs/${item.model}.json" in stages["deep-mitbih"]["deps"]
+
+
+def test_every_param_file_dep_is_written_by_the_params_stage(dvc_repo: Any) -> None:
+    outs = [next(iter(o)) for o in committed()["stages"]["params"]["outs"]]
+    written = {f"outputs/params/{name}.json" for name in payloads(load_params(REPO / PARAMS_FILE))}
+    assert set(outs) <= written
+    used = {  # resolved by DVC: ${item.model} filled in
+        str(d.def_path) for st in dvc_repo.index.stages for d in st.deps
+    }
+    assert "outputs/params/deep/archs/cnn+rr.json" in used  # a context net: its own file
+    assert used <= set(outs)
 
 
 def _deps(body: dict[str, Any]) -> list[str]:
@@ -75,6 +93,7 @@ def test_transfer_stages_depend_on_what_they_run() -> None:
     for name in ("pretrain", "finetune", "finetune-scratch"):
         deps = _deps(stages[name])
         assert "outputs/params/deep.json" in deps and "outputs/params/transfer.json" in deps
+        assert not [d for d in deps if d.startswith("outputs/params/deep/")]  # no deep.archs
         assert "ecgops/training/engine.py" in deps
         assert any(d in deps for d in ("ecgops/models", "ecgops/models/encoder.py"))
 
@@ -97,7 +116,29 @@ def test_code_deps_are_the_import_closure(entry: S.Stage) -> None:
 def test_stages_run_by_one_task_agree() -> None:
     for task in {s.task for s in S.STAGES if s.task}:
         group = S.for_task(task)
-        assert len({(s.sections, s.entry, s.prefect_reads) for s in group}) == 1, task
+        assert len({(s.sections, s.model_params, s.entry, s.prefect_reads) for s in group}) == 1
+
+
+def test_model_params_split_off_their_sections_and_name_a_matrix_parameter() -> None:
+    for st in S.STAGES:
+        for split in st.model_params:
+            assert split.section in st.sections, st.name
+            assert split.param in {name for name, _ in st.matrix} | set(st.fixed), st.name
+    assert S.stage("classical-ptb").model_params == (S.CLASSICAL_MODEL_PARAMS,)
+    assert S.stage("multilead").model_params == (S.NET_PARAMS,)
+    assert S.stage("pretrain").model_params == ()
+
+
+def test_model_files_hold_their_entry_and_the_section_file_the_rest(cfg_smoke) -> None:
+    every = payloads(cfg_smoke.model_dump(mode="json"))
+    classical, deep = every["classical"]["classical"], every["deep"]["deep"]
+    assert not {"lr", "rf", "lgbm"} & set(classical) and "imbalance" in classical
+    assert "archs" not in deep and "imbalance" in deep
+    assert every["classical/lgbm"]["classical.lgbm"] == cfg_smoke.classical.lgbm.model_dump()
+    cnn = every["deep/archs/cnn"]["deep.archs.cnn"]
+    assert cnn == cfg_smoke.deep.archs["cnn"]
+    assert every["deep/archs/cnn+rr"]["deep.archs.cnn"] == cnn  # cnn+rr is the cnn's arch
+    assert every["deep/archs/cnn"]["seed"] == cfg_smoke.seed
 
 
 def flow_tasks() -> dict[str, Any]:
@@ -117,70 +158,162 @@ def test_every_cached_flow_task_takes_its_policy_from_the_table() -> None:
     assert set(tasks) == {s.task for s in S.STAGES if s.task}
     for name, task in tasks.items():
         policy, expected = task.cache_policy, InputsAndFiles.for_stage(name)
-        assert (policy.sections, policy.code) == (expected.sections, expected.code)
+        assert (policy.sections, policy.model_params, policy.code) == (
+            expected.sections,
+            expected.model_params,
+            expected.code,
+        )
 
 
-def example_inputs(stage: S.Stage, cfg: Config) -> dict[str, Any]:
-    """One call of a stage: the first value of each matrix list (as params.yaml gives them)."""
-    params = cfg.model_dump(mode="json")
-    inputs: dict[str, Any] = dict(stage.fixed)
-    for name, source in stage.matrix:
-        value: Any = params
-        for key in source.split("."):
-            value = value[key]
-        inputs[name] = value[0]
-    return {"cfg": cfg, **inputs}
+@dataclass(frozen=True)
+class Call:
+    """One call of a cached stage: DVC's address for it, its stage and its parameters."""
+
+    name: str
+    stage: S.Stage
+    params: dict[str, Any]
+
+
+def _lookup(params: dict[str, Any], dotted: str) -> list[Any]:
+    value: Any = params
+    for key in dotted.split("."):
+        value = value[key]
+    return list(value)
+
+
+def calls() -> list[Call]:
+    """Every call of the stages both runners cache: each item of params.yaml's lists.
+
+    Named as DVC names a matrix item (``classical-ptb@beat-lgbm-raw``); DVC expands the same
+    lists (the templates of dvc.yaml read params.yaml), checked by a test below.
+    """
+    params = load_params(REPO / PARAMS_FILE)
+    found = []
+    for st in S.STAGES:
+        if not (st.dvc and st.task) or st.always_changed:
+            continue
+        names = [name for name, _ in st.matrix]
+        for values in itertools.product(*(_lookup(params, src) for _, src in st.matrix)):
+            address = f"{st.name}@{'-'.join(map(str, values))}" if values else st.name
+            found.append(Call(address, st, {**st.fixed, **dict(zip(names, values, strict=True))}))
+    return found
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A scratch DVC repo: the committed dvc.yaml's stages (templates kept) with only their
+    param-file deps, beside the real params.yaml (the lists the templates expand)."""
+    from dvc.repo import Repo
+
+    root = tmp_path_factory.mktemp("dvc")
+    (root / PARAMS_FILE).write_text((REPO / PARAMS_FILE).read_text())
+    stages: dict[str, Any] = {}
+    for name, st in committed()["stages"].items():
+        body = st.get("do") or st
+        if body.get("always_changed"):  # both runners always rerun these
+            continue
+        kept = {"cmd": body["cmd"], "deps": [d for d in body["deps"] if d.startswith(PARAM_FILES)]}
+        if "do" in st:
+            stages[name] = {"foreach": st["foreach"], "do": kept}
+        else:
+            stages[name] = {**({"matrix": st["matrix"]} if "matrix" in st else {}), **kept}
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    Repo.init(root, no_scm=True)
+    with Repo(root) as repo:
+        yield repo
+
+
+def test_the_calls_are_the_ones_dvc_expands(dvc_repo: Any) -> None:
+    assert {st.name for st in dvc_repo.index.stages} == {c.name for c in calls()}
+
+
+def dvc_reruns(before: Config, after: Config, repo: Any) -> set[str]:
+    """The calls ``dvc status`` reports changed when the params files go from before to after."""
+    out = Path(repo.root_dir) / "outputs" / "params"
+    write_sections(before, out)
+    repo.commit(force=True)  # dvc.lock: the params files' hashes as `before` writes them
+    assert repo.status() == {}
+    write_sections(after, out)
+    return {address.rpartition(":")[2] for address in repo.status()}  # "<dvc.yaml>:name"
 
 
 def prefect_reruns(before: Config, after: Config) -> set[str]:
-    """The stages whose Prefect cache key changes from ``before`` to ``after``."""
+    """The calls whose Prefect cache key changes from ``before`` to ``after``."""
+    tasks = flow_tasks()
     rerun = set()
-    for name, task in flow_tasks().items():
+    for call in calls():
+        task = tasks[call.stage.task]
         ctx = SimpleNamespace(task=task, result_store=None)
-        for stage in S.for_task(name):
-            if not stage.dvc:
-                continue
-            keys = {
-                task.cache_policy.compute_key(ctx, example_inputs(stage, cfg), {})
-                for cfg in (before, after)
-            }
-            if len(keys) == 2:
-                rerun.add(stage.name)
+        keys = {
+            task.cache_policy.compute_key(ctx, {"cfg": cfg, **call.params}, {})
+            for cfg in (before, after)
+        }
+        if len(keys) == 2:
+            rerun.add(call.name)
     return rerun
 
 
-def dvc_reruns(before: Config, after: Config, tmp_path: Path) -> set[str]:
-    """The stages of dvc.yaml with a param-file dep whose resolved content changes."""
-    old = write_sections(before, tmp_path / "before")
-    new = write_sections(after, tmp_path / "after")
-    changed = {
-        f"outputs/params/{a.name}"
-        for a, b in zip(old, new, strict=True)
-        if a.read_bytes() != b.read_bytes()
-    }
+STAGE_NAMES = {s.name for s in S.STAGES}
+CLASSICAL = {"classical-ptb", "classical-mitbih"} | ({"multilead-classical"} & STAGE_NAMES)
+DEEP = {"deep-ptb", "deep-mitbih", "multilead"}
+TRANSFER = {"pretrain", "finetune", "finetune-scratch"}
+
+
+def expected_calls(stages: set[str], models: set[str] | None) -> set[str]:
+    """The calls of ``stages`` (those of ``models`` only, where given)."""
     return {
-        name
-        for name, body in committed()["stages"].items()
-        if not body.get("always_changed") and changed & set(_deps(body))
+        c.name
+        for c in calls()
+        if c.stage.name in stages and (models is None or c.params["model"] in models)
     }
 
 
 @pytest.mark.parametrize(
-    ("override", "expected"),
+    ("override", "stages", "models"),
     [
-        (
-            {"deep": {"imbalance": "balanced_sampler"}},
-            {"deep-ptb", "deep-mitbih", "multilead", "pretrain", "finetune", "finetune-scratch"},
-        ),
-        ({"transfer": {"lr": 0.002}}, {"pretrain", "finetune", "finetune-scratch"}),
-        ({"classical": {"imbalance": "none"}}, {"classical-ptb", "classical-mitbih"}),
+        ({"deep": {"imbalance": "balanced_sampler"}}, DEEP | TRANSFER, None),
+        ({"transfer": {"lr": 0.002}}, TRANSFER, None),
+        ({"classical": {"imbalance": "none"}}, CLASSICAL, None),
+        ({"classical": {"lgbm": {"n_estimators": 21}}}, CLASSICAL, {"lgbm"}),
+        ({"deep": {"archs": {"transformer": {"layers": 3}}}}, DEEP, {"transformer"}),
+        ({"deep": {"archs": {"cnn": {"dropout": 0.3}}}}, DEEP, {"cnn", "cnn+rr"}),
+        ({"deep": {"archs": {"rescnn": {"blocks": 3}}}}, DEEP, {"rescnn", "rescnn+rr"}),
+        ({}, set(), None),
     ],
-    ids=["deep.imbalance", "transfer.lr", "classical.imbalance"],
+    ids=[
+        "deep.imbalance",
+        "transfer.lr",
+        "classical.imbalance",
+        "classical.lgbm.n_estimators",
+        "deep.archs.transformer",
+        "deep.archs.cnn",
+        "deep.archs.rescnn (not the transfer encoder's)",
+        "no change",
+    ],
 )
-def test_a_params_change_reruns_the_same_stages_in_both_runners(
-    cfg_smoke_factory, tmp_path: Path, override: dict[str, Any], expected: set[str]
+def test_a_params_change_reruns_the_same_calls_in_both_runners(
+    cfg_smoke_factory,
+    dvc_repo: Any,
+    override: dict[str, Any],
+    stages: set[str],
+    models: set[str] | None,
 ) -> None:
+    expected = expected_calls(stages, models)
+    assert bool(expected) == bool(stages)
     before, after = cfg_smoke_factory(), cfg_smoke_factory(**override)
-    dvc = dvc_reruns(before, after, tmp_path)
-    prefect = prefect_reruns(before, after)
-    assert dvc == prefect == expected
+    assert dvc_reruns(before, after, dvc_repo) == expected
+    assert prefect_reruns(before, after) == expected
+
+
+def test_one_models_knob_reruns_that_models_calls_only() -> None:
+    lgbm = expected_calls(CLASSICAL, {"lgbm"})
+    schemes = ("beat", "patient")
+    ptb = {f"classical-ptb@{s}-lgbm-{i}" for s in schemes for i in ("raw", "features")}
+    mitbih = {
+        f"classical-mitbih@{s}-lgbm-{i}"
+        for s in schemes
+        for i in ("raw", "features", "raw+rr", "features+rr")
+    }
+    assert ptb | mitbih <= lgbm
+    assert not [c for c in lgbm if "-rf-" in c or "-lr-" in c]
+    assert expected_calls(DEEP, {"transformer"}) == {f"deep-ptb@{s}-transformer" for s in schemes}

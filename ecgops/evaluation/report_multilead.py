@@ -3,7 +3,9 @@ level (beat; record by the mean of beat probabilities; record by the learned rul
 the rule chosen on validation records), beside the study's single-lead rows and the published
 results.
 
-Multi-lead runs write ``outputs/metrics/ptb12/<scheme>/<net>-<leadset>.json``: beat-level
+Multi-lead runs write ``outputs/metrics/ptb12/<scheme>/<net>-<leadset>.json`` (the nets) and
+``<model>-features-<leadset>.json`` (the classical models on per-lead features,
+:mod:`ecgops.training.multilead_classical`, shown as ``lgbm-features`` etc.): beat-level
 figures in ``test`` and ``cv``, record-level ones in ``record`` (``mean``, ``learned``, the
 selected rule's ``balanced_accuracy`` / ``auroc``, ``records``) and ``cv.record``
 (:func:`ecgops.training.record_level.record_cv_summary`). The single-lead rows are the PTB
@@ -49,16 +51,19 @@ LEVELS = (
 CHOSEN = "record chosen on validation"
 NOTE = (
     "PTB on new patients (patient split, no patient in two parts): the multi-lead nets "
-    "(`ptb12` table, one set of R-peaks per record, each lead normalised on its own) on the "
-    "same patients as the study's single-lead models. Levels: *beat* = each beat's decision; "
-    "*record mean* = the mean of the record's beat probabilities against a threshold fitted on "
-    "validation records; *record learned* = a logistic regression on the record's beat "
-    "probability statistics, fitted on validation records; *record chosen on validation* = "
-    "whichever of the two won the cross-validation over validation records (the rule per fold "
-    "in brackets). Test n counts beats (beat level) or records. Grouped CV: the grouped "
-    "patient folds, mean ± std. Train s is the net's fit (the record rules are fitted on its "
-    "validation probabilities, in the same run). Published figures come from their papers' own "
-    "data and splits: a reference, not a like-for-like comparison."
+    "(`ptb12` table, one set of R-peaks per record, each lead normalised on its own) and the "
+    "classical models on per-lead features (`<model>-features`: the single-lead feature set "
+    "of each lead, side by side) on the same patients as the study's single-lead models. "
+    "Levels: *beat* = each beat's decision; *record mean* = the mean of the record's beat "
+    "probabilities against a threshold fitted on validation records; *record learned* = a "
+    "logistic regression on the record's beat probability statistics, fitted on validation "
+    "records; *record chosen on validation* = whichever of the two won the cross-validation "
+    "over validation records (the rule per fold in brackets). Test n counts beats (beat "
+    "level) or records. Grouped CV: the grouped patient folds, mean ± std. Train s is the "
+    "model's fit (for the classical models, on features extracted once per run: that "
+    "extraction is timed apart); the record rules are fitted on its validation "
+    "probabilities, in the same run. Published figures come from their papers' own data and "
+    "splits: a reference, not a like-for-like comparison."
 )
 
 
@@ -87,7 +92,11 @@ def _input_label(record: dict[str, Any]) -> str:
 
 
 def _net(record: dict[str, Any]) -> str:
-    return f"`{(record.get('model') or {}).get('arch') or record['name']}`"
+    """The model column: the net's arch, or ``{model}-{input}`` of a classical run."""
+    model = record.get("model") or {}
+    if record.get("family") == "classical" and model.get("name"):
+        return f"`{model['name']}-{model.get('input', 'features')}`"
+    return f"`{model.get('arch') or record['name']}`"
 
 
 def _fit_s(record: dict[str, Any]) -> str:
@@ -193,7 +202,8 @@ def multilead_section(records: list[dict[str, Any]], scheme: str = NEW_PATIENTS)
     if not multi:
         body += (
             "\n\n_No multi-lead run found (`outputs/metrics/ptb12/"
-            f"{scheme}/*.json`): `ecgops train deep --task ptb12 --leads NAME`._"
+            f"{scheme}/*.json`): `ecgops train deep --task ptb12 --leads NAME`, "
+            "`ecgops train classical --task ptb12 --leads NAME`._"
         )
     title = "PTB on new patients: leads × model × beat or record level"
     return Section(title, body + "\n\n" + md_table(HEADER, rows), anchor="multilead")

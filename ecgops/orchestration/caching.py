@@ -1,8 +1,11 @@
 """Task caching keyed on what a task really depends on, taken from the stage table.
 
 A cache key (:func:`cache_key`) covers the call's arguments, the ``params.yaml`` sections the
-stage reads, the md5 of the files it reads (:func:`ecgops.versions.file_md5`, memoised) and
-the md5 of the ecgops code it runs; :class:`InputsAndFiles` is the Prefect cache policy built
+stage reads (exactly the payloads of the DVC stage's params files,
+:func:`ecgops.param_files.call_params`: a section's common part plus the call's model's own
+subsection, so a change of ``classical.lgbm`` changes the lgbm calls' keys only), the md5 of
+the files it reads (:func:`ecgops.versions.file_md5`, memoised) and the md5 of the ecgops code
+it runs; :class:`InputsAndFiles` is the Prefect cache policy built
 from one entry of :data:`ecgops.stages.STAGES`. Results persist under
 ``<project>/.prefect/results`` (JSON, no pickles), so a rerun skips finished work, and an entry
 whose output files are gone is forgotten.
@@ -22,6 +25,8 @@ from prefect.cache_policies import CachePolicy
 
 from ecgops.codegraph import PROJECT_DIR
 from ecgops.config import Config
+from ecgops.model_params import ModelParams
+from ecgops.param_files import call_params
 from ecgops.stages import stage
 from ecgops.versions import file_md5
 
@@ -66,6 +71,7 @@ def cache_key(
     sections: Sequence[str] = (),
     files: Iterable[Path] = (),
     code: Sequence[str] = (),
+    model_params: Sequence[ModelParams] = (),
 ) -> str:
     """A cache key for one task call: same key, same work.
 
@@ -76,12 +82,13 @@ def cache_key(
         sections: ``params.yaml`` sections the task reads (e.g. ``("classical", "splits")``).
         files: files the task reads; their md5 enters the key.
         code: source paths the task runs (see :func:`code_fingerprint`).
+        model_params: split subsections the task reads its model's entry of (``inputs``
+            name the model; see :class:`ecgops.stages.ModelParams`).
 
     Returns:
         A hex digest over the name, inputs, profile, seed, project root, MLflow tracking URI,
-        the sections, the files' md5 and the code fingerprint.
+        the params files' payloads, the files' md5 and the code fingerprint.
     """
-    params = cfg.model_dump(mode="json")
     payload = {
         "task": name,
         "inputs": {k: v for k, v in sorted(inputs.items()) if not isinstance(v, Config)},
@@ -89,7 +96,7 @@ def cache_key(
         "seed": cfg.seed,
         "root": str(cfg.root),
         "tracking_uri": cfg.tracking_uri,
-        "params": {s: params[s] for s in sorted(sections)},
+        "params": call_params(cfg, sections, model_params, inputs),
         "files": {_rel(cfg, f): file_md5(f) for f in sorted(files, key=str)},
         "code": code_fingerprint(tuple(sorted(code))),
     }
@@ -113,6 +120,7 @@ class InputsAndFiles(CachePolicy):
     Attributes:
         sections: ``params.yaml`` sections the task reads.
         code: source paths the task runs (see :func:`code_fingerprint`).
+        model_params: subsections keyed by the call's model (its model's entry only).
         reads: ``(cfg, inputs) -> paths`` of the files the task reads.
         writes: ``(cfg, inputs) -> paths`` the task writes; when one is missing, the cached
             entry is forgotten so the task runs again (a deleted output is rebuilt).
@@ -120,6 +128,7 @@ class InputsAndFiles(CachePolicy):
 
     sections: tuple[str, ...] = ()
     code: tuple[str, ...] = ()
+    model_params: tuple[ModelParams, ...] = ()
     reads: PathsFn | None = None
     writes: PathsFn | None = None
 
@@ -131,12 +140,13 @@ class InputsAndFiles(CachePolicy):
             name: e.g. ``train-classical`` (the task) or ``classical-ptb`` (a DVC stage).
 
         Returns:
-            The stage's sections, code, reads and writes as a cache policy.
+            The stage's sections, model params, code, reads and writes as a cache policy.
         """
         entry = stage(name)
         return cls(
             sections=entry.sections,
             code=entry.code(),
+            model_params=entry.model_params,
             reads=entry.files_read,
             writes=entry.files_written,
         )
@@ -153,7 +163,9 @@ class InputsAndFiles(CachePolicy):
         if cfg is None:
             return None
         files = list(self.reads(cfg, inputs)) if self.reads else []
-        key = cache_key(task_ctx.task.name, cfg, inputs, self.sections, files, self.code)
+        key = cache_key(
+            task_ctx.task.name, cfg, inputs, self.sections, files, self.code, self.model_params
+        )
         if self.writes and not all(Path(p).exists() for p in self.writes(cfg, inputs)):
             _forget(task_ctx, key)
         return key

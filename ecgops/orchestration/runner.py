@@ -22,8 +22,15 @@ PIPELINE_ENTRYPOINT = "flows/pipeline.py:pipeline"
 
 
 def write_param_sections(cfg: Config) -> list[Path]:
-    """Write ``<outputs>/params/{section}.json`` as DVC's ``params`` stage does."""
-    from ecgops.config import write_sections
+    """Write ``<outputs>/params/`` (sections and model files) as DVC's ``params`` stage does.
+
+    Args:
+        cfg: the configuration.
+
+    Returns:
+        The written files (:func:`ecgops.param_files.write_sections`).
+    """
+    from ecgops.param_files import write_sections
 
     return write_sections(cfg, params_dir(cfg))
 

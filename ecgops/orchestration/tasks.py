@@ -13,11 +13,17 @@ from typing import Any
 
 from ecgops.orchestration.caching import RESULT_SERIALIZER, InputsAndFiles
 from ecgops.orchestration.retries import retry_options
+from ecgops.orchestration.slots import slotted
 from ecgops.orchestration.timing import timed
+
+SLOTTED_KINDS = frozenset({"data", "train"})
+"""Kinds of task that take a compute slot (:mod:`ecgops.orchestration.slots`) to run."""
 
 
 def stage_task(name: str, kind: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     """Decorator: the cached, retried, timed Prefect task of one stage of the table.
+
+    ``data`` and ``train`` tasks run in a compute slot (:mod:`ecgops.orchestration.slots`).
 
     Args:
         name: the task's name, as the stage table's ``task`` names it (``train-deep``).
@@ -30,6 +36,7 @@ def stage_task(name: str, kind: str, **options: Any) -> Callable[[Callable[..., 
     from prefect import task
 
     def decorate(fn: Callable[..., Any]) -> Any:
+        body = slotted(name, timed(fn)) if kind in SLOTTED_KINDS else timed(fn)
         return task(
             name=name,
             cache_policy=InputsAndFiles.for_stage(name),
@@ -37,7 +44,7 @@ def stage_task(name: str, kind: str, **options: Any) -> Callable[[Callable[..., 
             result_serializer=RESULT_SERIALIZER,
             **retry_options(kind),
             **options,
-        )(timed(fn))
+        )(body)
 
     return decorate
 

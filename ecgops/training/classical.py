@@ -45,11 +45,11 @@ from ecgops.models.classical import (
 )
 from ecgops.schema import labels
 from ecgops.training.classical_features import FeatureLookup as FeatureLookup
-from ecgops.training.classical_features import _fit as _fit
 from ecgops.training.classical_features import _head_features as _head_features
 from ecgops.training.classical_features import _lookup as _lookup
 from ecgops.training.classical_features import _predict as _predict
 from ecgops.training.classical_features import _row_keys as _row_keys
+from ecgops.training.classical_features import fit_with_lookup
 from ecgops.training.run import MIN_SECONDS, TrainingRun
 from ecgops.training.selection import grid_groups, selection_folds, selection_score
 
@@ -171,7 +171,7 @@ class ClassicalRun(TrainingRun):
         pipeline = build_pipeline(
             self.cfg, self.model, self.input, self.n_classes, self.imbalance, groups is not None
         )
-        _fit(pipeline, self.model_input(train), labels(train), self.lookup, groups)
+        fit_with_lookup(pipeline, self.model_input(train), labels(train), self.lookup, groups)
         return pipeline
 
     def model_input(self, beats: pd.DataFrame) -> np.ndarray:

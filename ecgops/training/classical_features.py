@@ -116,7 +116,7 @@ def _head_features(head: Any, lookup: FeatureLookup, x: np.ndarray) -> np.ndarra
     return lookup(x)
 
 
-def _fit(
+def fit_with_lookup(
     pipeline: Any,
     x: np.ndarray,
     y: np.ndarray,

@@ -258,6 +258,10 @@ class FinetuneRun(TrainingRun):
         self._name = result_name(encoder, strategy)
         self.lineage: dict[str, str] = {}
 
+    def cv_enabled(self) -> bool:
+        """When the split has grouped folds and ``transfer.cv`` is on."""
+        return self.cfg.transfer.cv and super().cv_enabled()
+
     @property
     def name(self) -> str:
         """``transfer-{encoder}-{strategy}`` or ``transfer-scratch``."""

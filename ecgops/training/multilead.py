@@ -8,7 +8,7 @@ leads side by side (``<lead>_x0..x186``, :func:`~ecgops.data.multilead_schema.le
 The PTB settings apply (``deep.per_task.ptb``), the split is the ptb12 split (same patients
 per part as the single-lead ``ptb`` split, :mod:`ecgops.data.multilead_splits`) and on the
 patient scheme the net is cross-validated over its grouped folds
-(:func:`~ecgops.data.multilead_splits.iter_multilead_folds`) when ``deep.cv`` is on.
+(:func:`~ecgops.data.multilead_splits.iter_multilead_folds`) when ``multilead.cv`` is on.
 
 Beside the beat-level figures the metrics record
 (``outputs/metrics/ptb12/{scheme}/{net}-{leadset}.json``) has a ``record`` entry: record-level
@@ -38,6 +38,13 @@ INPUT_TAG = "ecgops.input"
 """Run tag naming the model's input kind (``multilead`` here)."""
 LEADS_TAG = "ecgops.leads"
 """Run tag listing the leads the model reads, comma-separated."""
+
+
+def multilead_cv(cfg: Config, scheme: str) -> bool:
+    """Whether a multi-lead run cross-validates: patient scheme, grouped folds, ``multilead.cv``."""
+    from ecgops.data.splits import has_folds
+
+    return cfg.multilead.cv and scheme == "patient" and has_folds(cfg, TASK, "patient")
 
 
 class MultileadRun(DeepRun):
@@ -98,12 +105,8 @@ class MultileadRun(DeepRun):
         return {**super().tags(), INPUT_TAG: "multilead", LEADS_TAG: ",".join(self.leads)}
 
     def cv_enabled(self) -> bool:
-        """Patient scheme with grouped folds and ``deep.cv`` on."""
-        from ecgops.data.splits import has_folds
-
-        return (
-            self.cfg.deep.cv and self.scheme == "patient" and has_folds(self.cfg, TASK, "patient")
-        )
+        """Patient scheme with grouped folds and ``multilead.cv`` on."""
+        return multilead_cv(self.cfg, self.scheme)
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame, fold: int | None) -> Any:
         """(net, FitResult), checkpointed under ``ptb12/{scheme}/{net}-{leadset}``."""
@@ -173,7 +176,7 @@ class MultileadRun(DeepRun):
             out["record"] = self.record_entry(
                 val, cal(self.proba["val"]), test, cal(self.proba["test"])
             )
-            _log_record_metrics(out["record"])
+            log_record_metrics(out["record"])
         return out
 
     def finish(self, fitted: Any, record: dict[str, Any], parts: dict[str, pd.DataFrame]) -> None:
@@ -204,7 +207,7 @@ class MultileadRun(DeepRun):
         record["mlflow_run_id"] = mlflow.active_run().info.run_id
 
 
-def _log_record_metrics(block: dict[str, Any]) -> None:
+def log_record_metrics(block: dict[str, Any]) -> None:
     """``test_record_*`` metrics on the active MLflow run (finite values only)."""
     import math
 
