@@ -88,6 +88,24 @@ def _deps(body: dict[str, Any]) -> list[str]:
     return (body.get("do") or body)["deps"]
 
 
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_profiles_recorded_by_dvc_keep_the_matrix_lists(profile: str) -> None:
+    """dvc.yaml's matrices read params.yaml's base lists: a profile that the main job records
+    with ``dvc commit`` (quick, full) must run exactly those, or the commit misses outputs."""
+    from functools import reduce
+
+    from ecgops.config import load_config
+
+    base = load_params(PROJECT_DIR / PARAMS_FILE)
+    resolved = load_config(profile=profile).model_dump(mode="json")
+    sources = {src for st in S.STAGES if st.dvc for _, src in st.matrix}
+    for src in sorted(sources):
+        keys = src.split(".")
+        want = reduce(lambda d, k: d[k], keys, base)
+        got = reduce(lambda d, k: d[k], keys, resolved)
+        assert got == want, f"profile {profile} changes {src}: {got} != {want}"
+
+
 def test_transfer_stages_depend_on_what_they_run() -> None:
     stages = committed()["stages"]
     for name in ("pretrain", "finetune", "finetune-scratch"):
