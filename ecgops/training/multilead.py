@@ -170,14 +170,21 @@ class MultileadRun(DeepRun):
         out["model"]["leads"] = self.leads
         out["model"]["lead_set"] = self.lead_set
         out["input"] = {"kind": "multilead", "leads": self.leads, "lead_set": self.lead_set}
-        val, test = self.parts["val"], self.parts["test"]
-        if len(val) and "val" in self.proba and "test" in self.proba:
-            cal = self.calibrator.transform if self.calibrator is not None else (lambda p: p)
-            out["record"] = self.record_entry(
-                val, cal(self.proba["val"]), test, cal(self.proba["test"])
-            )
-            log_record_metrics(out["record"])
+        record = self.record_extra()
+        if record is not None:
+            out["record"] = record
         return out
+
+    def record_extra(self) -> dict[str, Any] | None:
+        """The record-level entry of the run's calibrated (as served) validation and test
+        probabilities, logged as ``test_record_*`` metrics; None without both parts."""
+        val, test = self.parts["val"], self.parts["test"]
+        if not (len(val) and "val" in self.proba and "test" in self.proba):
+            return None
+        cal = self.calibrator.transform if self.calibrator is not None else (lambda p: p)
+        block = self.record_entry(val, cal(self.proba["val"]), test, cal(self.proba["test"]))
+        log_record_metrics(block)
+        return block
 
     def finish(self, fitted: Any, record: dict[str, Any], parts: dict[str, pd.DataFrame]) -> None:
         """Log the pyfunc model (named lead columns of its leads)."""

@@ -9,8 +9,8 @@ replaced by :class:`~ecgops.features.multilead_features.PerLeadFeatures`, the si
 feature set of each lead of ``multilead.lead_sets[leadset]`` side by side
 (``<lead>__<feature>``). The split, the grouped CV folds of the patient scheme and the
 record-level entry are the multi-lead nets' (:class:`~ecgops.training.multilead.MultileadRun`'s
-``load``, ``cross_validate`` and ``record_entry``): same patients per part, record rules
-fitted on validation records only.
+``load``, ``cross_validate``, ``record_entry`` and ``record_extra``): same patients per part,
+record rules fitted on validation records only.
 
 The features of the split's beats are computed once per run (in memory, matched by content
 like the single-lead feature cache, :class:`~ecgops.training.classical_features.FeatureLookup`;
@@ -42,7 +42,6 @@ from ecgops.training.multilead import (
     INPUT_TAG,
     LEADS_TAG,
     MultileadRun,
-    log_record_metrics,
     multilead_cv,
 )
 from ecgops.training.selection import grid_groups
@@ -70,6 +69,7 @@ class MultileadClassicalRun(ClassicalRun):
     load = MultileadRun.load
     cross_validate = MultileadRun.cross_validate
     record_entry = MultileadRun.record_entry
+    record_extra = MultileadRun.record_extra
     model_input = MultileadRun.inputs
 
     def __init__(self, cfg: Config, scheme: str, model: str, lead_set: str, imbalance: str) -> None:
@@ -143,13 +143,9 @@ class MultileadClassicalRun(ClassicalRun):
         described = {"name": self.model, "kind": self.family, "input": INPUT}
         out["model"] = {**described, "lead_set": self.lead_set, "leads": self.leads}
         out["input"] = {"kind": INPUT_KIND, "leads": self.leads, "lead_set": self.lead_set}
-        val, test = self.parts["val"], self.parts["test"]
-        if len(val) and "val" in self.proba and "test" in self.proba:
-            cal = self.calibrator.transform if self.calibrator is not None else (lambda p: p)
-            out["record"] = self.record_entry(
-                val, cal(self.proba["val"]), test, cal(self.proba["test"])
-            )
-            log_record_metrics(out["record"])
+        record = self.record_extra()
+        if record is not None:
+            out["record"] = record
         return out
 
     def finish(self, fitted: Any, record: dict[str, Any], parts: dict[str, pd.DataFrame]) -> None:
