@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from ecgops.data.multilead_schema import lead_columns, lead_tensor
 from ecgops.errors import DataError
-from ecgops.features.tsfeatures import FeatureExtractor
+from ecgops.features.tsfeatures import FeatureExtractor, StatelessTransformer
 from ecgops.schema import BEAT_LEN
 
 LEAD_SEPARATOR = "__"
@@ -43,7 +42,7 @@ def lead_feature_names(leads: list[str], names: list[str]) -> list[str]:
     return [f"{lead}{LEAD_SEPARATOR}{name}" for lead in leads for name in names]
 
 
-class PerLeadFeatures(TransformerMixin, BaseEstimator):
+class PerLeadFeatures(StatelessTransformer):
     """Multi-lead beats ``(n, n_leads * 187)`` in, each lead's features side by side out.
 
     Stateless, like the extractor it wraps: a pipeline may be fitted on precomputed features
@@ -97,15 +96,6 @@ class PerLeadFeatures(TransformerMixin, BaseEstimator):
     def fingerprint(self) -> str:
         """The extractor's fingerprint and the leads (what determines the features)."""
         return f"{self.extractor.fingerprint()}|leads={','.join(self.leads)}"
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def __sklearn_tags__(self):  # noqa: D105
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.allow_nan = False
-        return tags
 
 
 def check_leads(table: pd.DataFrame, leads: list[str], source: str | Path | None = None) -> None:

@@ -165,7 +165,20 @@ def extract_features(
     return out.replace([np.inf, -np.inf], np.nan)
 
 
-class FeatureExtractor(TransformerMixin, BaseEstimator):
+class StatelessTransformer(TransformerMixin, BaseEstimator):
+    """A transformer with nothing to learn: always fitted, its input has no NaN."""
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class FeatureExtractor(StatelessTransformer):
     """Raw beats (n, 187) in, a feature matrix out: the first step of feature pipelines.
 
     Stateless (nothing is fitted), so a pipeline may be fitted on precomputed features and
@@ -228,15 +241,6 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         """What determines the features (set and spec), for checking a cached feature table."""
         spec = self.spec if self.set_name == "compact" else None
         return json.dumps({"set": self.set_name, "spec": spec}, sort_keys=True)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def __sklearn_tags__(self):  # noqa: D105
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.allow_nan = False
-        return tags
 
 
 # ---------------------------------------------------------------------------------------------
