@@ -60,6 +60,22 @@ def smoke_config(workdir: Path, **overrides: Any) -> Config:
     return load_config(root=ROOT, profile="smoke", overrides=deep_merge(base, overrides))
 
 
+def tables_config(tables: Config, workdir: Path, **overrides: Any) -> Config:
+    """:func:`smoke_config` reading the beat tables and splits that ``tables`` built.
+
+    Args:
+        tables: the config whose ``processed`` and ``splits`` folders hold the shared tables.
+        workdir: folder for everything written (outputs, models, MLflow).
+        **overrides: as for :func:`smoke_config` (``paths`` entries merged over the tables').
+    """
+    paths = {
+        "processed": str(tables.path("processed")),
+        "splits": str(tables.path("splits")),
+        **overrides.pop("paths", {}),
+    }
+    return smoke_config(workdir, paths=paths, **overrides)
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove environment variables that would override the test config."""

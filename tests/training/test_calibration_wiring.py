@@ -32,14 +32,11 @@ def run_config(smoke_data: Config, workdir: Path, min_val_rows: int = 0) -> Conf
     ``min_val_rows`` 0: the fixture's 9 PTB validation beats are calibrated (the wiring is
     under test here, not the threshold).
     """
-    from conftest import smoke_config
+    from conftest import tables_config
 
-    return smoke_config(
+    return tables_config(
+        smoke_data,
         workdir,
-        paths={
-            "processed": str(smoke_data.path("processed")),
-            "splits": str(smoke_data.path("splits")),
-        },
         deep={"num_threads": 1, "epochs": 2, "per_task": {"ptb": {"epochs": 2}}},
         calibration={"min_val_rows": min_val_rows},
     )

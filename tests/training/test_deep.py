@@ -25,14 +25,11 @@ def _one_thread():
 
 def deep_config(smoke_data: Config, workdir: Path, **deep) -> Config:
     """The shared smoke tables and splits, with outputs, models and MLflow under ``workdir``."""
-    from conftest import smoke_config
+    from conftest import tables_config
 
-    return smoke_config(
+    return tables_config(
+        smoke_data,
         workdir,
-        paths={
-            "processed": str(smoke_data.path("processed")),
-            "splits": str(smoke_data.path("splits")),
-        },
         deep={"num_threads": 1, "epochs": 2, "per_task": {"ptb": {"epochs": 2}}, **deep},
     )
 

@@ -16,16 +16,9 @@ pytestmark = pytest.mark.slow  # trains and logs models
 
 def run_config(ml_data: Config, workdir: Path) -> Config:
     """The shared tables, with outputs, models and MLflow under ``workdir``."""
-    from conftest import RAW_FIXTURES, smoke_config
+    from conftest import RAW_FIXTURES, tables_config
 
-    return smoke_config(
-        workdir,
-        paths={
-            "raw": str(RAW_FIXTURES),
-            "processed": str(ml_data.path("processed")),
-            "splits": str(ml_data.path("splits")),
-        },
-    )
+    return tables_config(ml_data, workdir, paths={"raw": str(RAW_FIXTURES)})
 
 
 def test_lgbm_on_per_lead_features_writes_beat_and_record_figures(ml_data, tmp_path, clean_env):

@@ -24,15 +24,12 @@ def _one_thread():
 
 def run_config(ml_data: Config, workdir: Path, **deep) -> Config:
     """The shared tables, with outputs, models and MLflow under ``workdir``."""
-    from conftest import RAW_FIXTURES, smoke_config
+    from conftest import RAW_FIXTURES, tables_config
 
-    return smoke_config(
+    return tables_config(
+        ml_data,
         workdir,
-        paths={
-            "raw": str(RAW_FIXTURES),
-            "processed": str(ml_data.path("processed")),
-            "splits": str(ml_data.path("splits")),
-        },
+        paths={"raw": str(RAW_FIXTURES)},
         deep={"num_threads": 1, "epochs": 2, "per_task": {"ptb": {"epochs": 2}}, **deep},
     )
 

@@ -19,15 +19,9 @@ from ecgops.training.run import CV_METRICS, TrainingRun, cv_summary, same_parts
 
 def run_config(smoke_data: Config, workdir: Path) -> Config:
     """The shared smoke tables and splits, with outputs and MLflow under ``workdir``."""
-    from conftest import smoke_config
+    from conftest import tables_config
 
-    return smoke_config(
-        workdir,
-        paths={
-            "processed": str(smoke_data.path("processed")),
-            "splits": str(smoke_data.path("splits")),
-        },
-    )
+    return tables_config(smoke_data, workdir)
 
 
 class LogisticRun(TrainingRun):
