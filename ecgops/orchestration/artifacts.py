@@ -289,15 +289,19 @@ def as_plain(obj: Any) -> Any:
 def timings_collected(cfg: Config, name: str = "pipeline") -> Iterator[None]:
     """Time every task call of the block afresh, then :func:`publish_timings` (also on failure).
 
+    The JSON file is rewritten after every finished call, so a run that is cut off leaves the
+    times of what it finished.
+
     Args:
         cfg: configuration.
         name: what is timed (file and artifact name).
     """
-    timing.reset()
+    timing.reset(on_note=lambda: timing.write_file(cfg, name))
     try:
         yield
     finally:
         publish_timings(cfg, name)
+        timing.reset()
 
 
 def publish_timings(cfg: Config, name: str = "pipeline") -> list[dict[str, Any]]:

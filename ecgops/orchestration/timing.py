@@ -41,6 +41,7 @@ DIGITS = 3
 _LOCK = threading.Lock()
 _MEASURED: dict[str, dict[str, float]] = {}  # task run id -> times of its (retried) runs
 _RECORDS: list[dict[str, Any]] = []
+_ON_NOTE: list[Callable[[], Any]] = []  # called after each record (the file so far)
 logger = logging.getLogger(__name__)
 
 
@@ -121,6 +122,12 @@ def note(stage: str, label: str, state: Any, value: Any = None) -> dict[str, Any
     }
     with _LOCK:
         _RECORDS.append(record)
+        listeners = list(_ON_NOTE)
+    for listener in listeners:
+        try:
+            listener()
+        except Exception as exc:  # noqa: BLE001 - a timing write never fails a call
+            logger.warning("timings not written after %s: %s", label, exc)
     return record
 
 
@@ -131,11 +138,17 @@ def _mlflow_run_id(value: Any) -> str | None:
     return None
 
 
-def reset() -> None:
-    """Forget every record (a pipeline starts a new table)."""
+def reset(on_note: Callable[[], Any] | None = None) -> None:
+    """Forget every record (a pipeline starts a new table).
+
+    Args:
+        on_note: called after each new record, e.g. to write the table so far, so that a run
+            cut off (killed, machine gone) still leaves the times of the calls it finished.
+    """
     with _LOCK:
         _RECORDS.clear()
         _MEASURED.clear()
+        _ON_NOTE[:] = [on_note] if on_note else []
 
 
 def records() -> list[dict[str, Any]]:

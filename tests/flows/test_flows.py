@@ -158,15 +158,18 @@ def test_task_runs_are_timed_and_cache_hits_marked(in_server, smoke_project) -> 
     spinner = task(name="spin", cache_policy=INPUTS, persist_result=True)(timing.timed(spin))
     cfg = load_config(profile="smoke")
 
+    seen: list[int] = []  # the table's length each time it is written (after every call)
+
     @flow
     def probe() -> list[dict]:
-        timing.reset()
+        timing.reset(on_note=lambda: seen.append(len(timing.records())))
         call(spinner, cfg, n=300_000)
         call(spinner, cfg, n=300_000)  # same inputs: served from the cache
         run_concurrently([(spinner, {"cfg": cfg, "n": 200_000})], cfg, max_workers=1)
         return timing.records()
 
     first, again, threaded = probe()
+    assert seen == [1, 2, 3]  # a run cut off after any call still leaves that call's times
     assert (first["stage"], first["cached"], first["ok"]) == ("spin", False, True)
     assert first["wall_s"] > 0 and first["cpu_s"] > 0 and first["mlflow_run_id"] == "run-300000"
     assert again["cached"] and again["wall_s"] == 0.0
