@@ -20,7 +20,7 @@ time; :class:`RelevanceSelector` is tsfresh's relevance filter as a pipeline ste
 training data only).
 
 The compact set itself (its calculators and names) lives in :mod:`ecgops.features.compact`;
-its public and private names are re-exported here.
+its public entry points are re-exported here.
 """
 
 from __future__ import annotations
@@ -37,20 +37,6 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ecgops.features.compact import VALUE as VALUE
-from ecgops.features.compact import _compact_frame as _compact_frame
-from ecgops.features.compact import _compact_group as _compact_group
-from ecgops.features.compact import _fmt as _fmt
-from ecgops.features.compact import _kurt as _kurt
-from ecgops.features.compact import _morphology_group as _morphology_group
-from ecgops.features.compact import _nan as _nan
-from ecgops.features.compact import _number_peaks as _number_peaks
-from ecgops.features.compact import _phase_group as _phase_group
-from ecgops.features.compact import _rmean as _rmean
-from ecgops.features.compact import _rsum as _rsum
-from ecgops.features.compact import _skew as _skew
-from ecgops.features.compact import _spectrum_group as _spectrum_group
-from ecgops.features.compact import _tsfresh_group as _tsfresh_group
-from ecgops.features.compact import _waveform as _waveform
 from ecgops.features.compact import compact_feature_names as compact_feature_names
 from ecgops.features.compact import compact_features as compact_features
 from ecgops.features.compact import compact_spec as compact_spec

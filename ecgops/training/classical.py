@@ -45,11 +45,11 @@ from ecgops.models.classical import (
 )
 from ecgops.schema import labels
 from ecgops.training.classical_features import FeatureLookup as FeatureLookup
-from ecgops.training.classical_features import _head_features as _head_features
-from ecgops.training.classical_features import _lookup as _lookup
-from ecgops.training.classical_features import _predict as _predict
-from ecgops.training.classical_features import _row_keys as _row_keys
-from ecgops.training.classical_features import fit_with_lookup
+from ecgops.training.classical_features import (
+    feature_lookup,
+    fit_with_lookup,
+    predict_with_lookup,
+)
 from ecgops.training.run import MIN_SECONDS, TrainingRun
 from ecgops.training.selection import grid_groups, selection_folds, selection_score
 
@@ -161,7 +161,7 @@ class ClassicalRun(TrainingRun):
     def prepare(self, parts: dict[str, pd.DataFrame], train: pd.DataFrame) -> None:
         """The feature cache of the ``features`` input."""
         if self.lookup is None:
-            self.lookup = _lookup(self.cfg, self.task, self.input)
+            self.lookup = feature_lookup(self.cfg, self.task, self.input)
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame, fold: int | None) -> Any:
         """The fitted pipeline (the validation part is not used; the LR grid search's inner
@@ -182,7 +182,7 @@ class ClassicalRun(TrainingRun):
         """Timed: the full pipeline from raw beats; else with cached features."""
         if timed:
             return predict_proba_full(fitted, self.model_input(beats), self.n_classes)
-        return _predict(fitted, self.model_input(beats), self.n_classes, self.lookup)
+        return predict_with_lookup(fitted, self.model_input(beats), self.n_classes, self.lookup)
 
     def counts(self, parts: dict[str, pd.DataFrame], train: pd.DataFrame) -> dict[str, int]:
         """Train (used and available), val and test rows."""
@@ -337,7 +337,7 @@ def compare_imbalance(
     from ecgops.data.splits import has_folds
 
     parts = ClassicalRun(cfg, task, scheme, model, input, variants[0]).load()
-    lookup = _lookup(cfg, task, input)
+    lookup = feature_lookup(cfg, task, input)
     use_cv = has_folds(cfg, task, scheme)
     results: dict[str, Any] = {}
     train = parts["train"]

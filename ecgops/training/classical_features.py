@@ -2,9 +2,9 @@
 
 :class:`FeatureLookup` serves the features of any subset of a task's beats from the DVC stage's
 feature table (``data/features/{task}.parquet``) when it was built with the same settings, and
-computes the rest; :func:`_fit` / :func:`_predict` run a pipeline with the feature step replaced
-by the lookup (the timed test predictions run the full pipeline instead). Used by
-:mod:`ecgops.training.classical`, which re-exports these names.
+computes the rest; :func:`fit_with_lookup` / :func:`predict_with_lookup` run a pipeline with the
+feature step replaced by the lookup (the timed test predictions run the full pipeline instead).
+Used by :mod:`ecgops.training.classical` and :mod:`ecgops.training.multilead_classical`.
 """
 
 from __future__ import annotations
@@ -136,16 +136,28 @@ def fit_with_lookup(
             pipeline.fit(x, y, **params)
 
 
-def _predict(
+def predict_with_lookup(
     pipeline: Any, x: np.ndarray, n_classes: int, lookup: FeatureLookup | None
 ) -> np.ndarray:
+    """Class probabilities of a fitted pipeline, its feature step served by ``lookup``.
+
+    Args:
+        pipeline: a fitted classical pipeline (feature head, then the model).
+        x: model input rows (beats, then any context columns).
+        n_classes: the task's number of classes (columns of the result).
+        lookup: cached features of the task's beats, or None (the pipeline computes them).
+
+    Returns:
+        Probabilities (n, n_classes).
+    """
     head, tail = head_and_tail(pipeline)
     if head is not None and lookup is not None:
         return predict_proba_full(tail, _head_features(head, lookup, x), n_classes)
     return predict_proba_full(pipeline, x, n_classes)
 
 
-def _lookup(cfg: Config, task: str, input: str) -> FeatureLookup | None:
+def feature_lookup(cfg: Config, task: str, input: str) -> FeatureLookup | None:
+    """The feature lookup of a task for a feature input (``features``, ``features+rr``) or None."""
     if split_context(input)[0] != "features":
         return None
     return FeatureLookup(cfg, task, FeatureExtractor.from_config(cfg))
