@@ -428,7 +428,9 @@ def _build_table() -> tuple[Stage, ...]:
             reads=lambda c, p: [P.metrics_dir(c, p.get("task"))],
             outs=(Output(lambda c, _: P.registry_dir(c), UNCACHED),),
             prefect_writes=lambda c, _: [],  # the flows' register task writes no file
-            always_changed=True,  # reads the MLflow registry, which lives outside DVC
+            # Not always rerun: every training that logs a new MLflow run rewrites its metrics
+            # file (run id included), so unchanged metrics mean nothing new to register; a
+            # registry edited by hand (`ecgops promote`) needs no rerun (`dvc repro -f register`).
         ),
         Stage(
             name="report",
@@ -440,8 +442,7 @@ def _build_table() -> tuple[Stage, ...]:
             outs=tuple(
                 Output(lambda c, _, n=n: P.report_dir(c) / n, UNCACHED)
                 for n in ("results.md", "results.html", "figures")
-            ),
-            always_changed=True,
+            ),  # reruns when a metrics file or the registry's decisions change
         ),
     )
 
