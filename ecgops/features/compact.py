@@ -70,15 +70,18 @@ def _nan(m: int) -> np.ndarray:
 
 
 def _rsum(a: np.ndarray) -> np.ndarray:
-    """Row sums in a fixed sequential order.
+    """Row sums whose value depends on the row alone.
 
     ``ndarray.sum`` may pick another summation order (pairwise or not) depending on the number
-    of rows, which changes the last bits; a cumulative sum is sequential, so a beat's features
-    do not depend on the batch it is computed in.
+    of rows, which changes the last bits; ``einsum`` over C-ordered rows sums each row on its
+    own, the same way whatever the number of rows or the row's position (a column-ordered
+    array, as boolean column indexing returns, is summed another way: hence the copy), so a
+    beat's features do not depend on the batch it is computed in (tested). ~10x faster than a
+    cumulative sum.
     """
     if a.shape[1] == 0:
         return np.zeros(a.shape[0])
-    return np.add.accumulate(a, axis=1)[:, -1]
+    return np.einsum("ij->i", np.ascontiguousarray(a))
 
 
 def _rmean(a: np.ndarray) -> np.ndarray:
@@ -169,7 +172,7 @@ def _skew(centred: np.ndarray, m2: np.ndarray, n: int) -> np.ndarray:
     """
     if n < 3:
         return _nan(centred.shape[0])
-    m3 = _rmean(centred**3)
+    m3 = _rmean(centred * centred * centred)  # products: ** on floats calls pow, ~10x slower
     flat = m2 == 0
     value = (np.sqrt(n * (n - 1)) / (n - 2)) * (m3 / np.where(flat, 1.0, m2) ** 1.5)
     return np.where(flat, np.nan, value)
@@ -182,7 +185,8 @@ def _kurt(centred: np.ndarray, m2: np.ndarray, n: int) -> np.ndarray:
     """
     if n < 4:
         return _nan(centred.shape[0])
-    m4 = _rmean(centred**4)
+    squared = centred * centred
+    m4 = _rmean(squared * squared)
     flat = m2 == 0
     adj = 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))
     value = (n + 1) * (n - 1) * m4 / ((n - 2) * (n - 3) * np.where(flat, 1.0, m2) ** 2) - adj
