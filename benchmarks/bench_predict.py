@@ -5,17 +5,19 @@ Targets (issue 19): at least 20,000 beats/s for the classical champion and 5,000
 one. Runs on a fresh clone: nothing of the project's registry is read or written.
 
 1. A scratch MLflow store (SQLite and artifacts in a temporary folder, no server).
-2. Two models trained and logged the way the trainers log them: a LightGBM pipeline on the
-   raw beats (``build_pipeline``, ``classical.lgbm`` of the profile, ``classical.per_task``
-   applied) and a CNN (``deep.archs.cnn`` fitted by the engine, ``ecgops.training.deep.fit_net``,
-   logged as a ``TorchBeatPredictor`` with ``deep.eval_batch_size``), each with its calibrator
-   fitted on validation beats, in a ``start_run`` run through ``log_beat_model``. Both are
-   registered under the task's model name: the LightGBM pipeline as version 1 with the
-   ``champion`` alias, the CNN as version 2. Small training budgets (``--train-rows``,
-   ``--cnn-epochs``): prediction cost does not depend on how well a model learned, except
-   through the LightGBM trees' sizes, so the pipeline keeps the profile's tree count
-   (``--profile quick`` by default, the profile the project's champions are trained with:
-   200 rounds, one tree per class each; ``full`` has 400).
+2. Four models trained and logged the way the trainers log them: LightGBM pipelines on the
+   raw beats (``lgbm``) and on features (``lgbm-features``: the feature step every
+   ``*-features`` model computes at prediction time) (``build_pipeline``, ``classical.lgbm``
+   of the profile, ``classical.per_task`` applied), and a CNN and a transformer (the kinds of
+   the deep champions; ``deep.archs.<net>`` fitted by the engine,
+   ``ecgops.training.deep.fit_net``, logged as a ``TorchBeatPredictor`` with
+   ``deep.eval_batch_size``), each with its calibrator fitted on validation beats, in a
+   ``start_run`` run through ``log_beat_model``. All are registered under the task's model
+   name (the classical ones with the ``champion`` alias). Small training budgets
+   (``--train-rows``, ``--cnn-epochs`` for both nets): prediction cost does not depend on how
+   well a model learned, except through the LightGBM trees' sizes, so the pipelines keep the
+   profile's tree count (``--profile quick`` by default, the profile the project's champions
+   are trained with: 200 rounds, one tree per class each; ``full`` has 400).
 3. For each model, loaded once with ``load_model`` (its load time reported apart):
 
    - **in-process**: ``LoadedModel.predict_proba`` on ``--rows`` beats (after one warm-up
@@ -64,7 +66,7 @@ from ecgops.config import Config, deep_merge, load_config  # noqa: E402
 from ecgops.io import write_json  # noqa: E402
 from ecgops.schema import labels, signals  # noqa: E402
 
-TARGETS = {"lgbm": 20_000, "cnn": 5_000}
+TARGETS = {"lgbm": 20_000, "lgbm-features": 20_000, "cnn": 5_000, "transformer": 5_000}
 CSV_BLOCK = 10_000
 WARMUP_ROWS = 1_000
 
@@ -80,18 +82,21 @@ def scratch_config(work: Path, profile: str) -> Config:
     return load_config(root=ROOT, profile=profile, overrides=deep_merge({}, overrides))
 
 
-def fit_lgbm(cfg: Config, task: str, train: pd.DataFrame) -> Any:
-    """The LightGBM pipeline on raw beats, as the classical trainer builds it."""
+def fit_lgbm(cfg: Config, task: str, train: pd.DataFrame, input: str = "raw") -> Any:
+    """The LightGBM pipeline on raw beats or features, as the classical trainer builds it."""
     from ecgops.models.classical import build_pipeline
     from ecgops.training.classical import classical_for_task
 
     cfg = classical_for_task(cfg, task)
-    pipe = build_pipeline(cfg, "lgbm", "raw", len(cfg.class_names(task)))
+    pipe = build_pipeline(cfg, "lgbm", input, len(cfg.class_names(task)))
     return pipe.fit(signals(train), labels(train))
 
 
-def fit_cnn(cfg: Config, task: str, train: pd.DataFrame, val: pd.DataFrame, work: Path) -> Any:
-    """The CNN fitted by the engine, wrapped as the deep trainer logs it."""
+def fit_deep(
+    cfg: Config, task: str, arch: str, train: pd.DataFrame, val: pd.DataFrame, work: Path
+) -> Any:
+    """A net (``cnn``, ``transformer``, ...) fitted by the engine, wrapped as the deep trainer
+    logs it."""
     from ecgops.training.deep import arch_kwargs, fit_net, net_part, task_config
     from ecgops.training.engine import TorchBeatPredictor, select_device
 
@@ -99,9 +104,9 @@ def fit_cnn(cfg: Config, task: str, train: pd.DataFrame, val: pd.DataFrame, work
     k = len(cfg.class_names(task))
     device = select_device("cpu", cfg.deep.num_threads)
     parts = (net_part(cfg, train, []), net_part(cfg, val, []))
-    net, _ = fit_net(cfg, "cnn", arch_kwargs(cfg, "cnn"), k, parts, work / "ckpt", device)
+    net, _ = fit_net(cfg, arch, arch_kwargs(cfg, arch), k, parts, work / f"ckpt-{arch}", device)
     return TorchBeatPredictor(
-        "cnn", arch_kwargs(cfg, "cnn"), k, net.state_dict(), batch_size=cfg.deep.eval_batch_size
+        arch, arch_kwargs(cfg, arch), k, net.state_dict(), batch_size=cfg.deep.eval_batch_size
     )
 
 
@@ -182,7 +187,7 @@ def variants(
     """In-process beats/s per thread count (torch's, or LightGBM's ``n_jobs``) and, for the
     deep model, per prediction batch size (the logged ``deep.eval_batch_size``)."""
     predictor = loaded.pyfunc.unwrap_python_model().predictor
-    deep = name != "lgbm"
+    deep = not name.startswith("lgbm")
     clf = None if deep else predictor[-1]
     saved = (predictor.batch_size, torch.get_num_threads()) if deep else clf.n_jobs
     rows = []
@@ -229,7 +234,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    """Train, log and register both models, measure them, print and write the results."""
+    """Train, log and register the models, measure them, print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="beats to predict")
     parser.add_argument("--train-rows", type=int, default=10_000, help="training beats")
@@ -260,7 +265,9 @@ def main() -> None:
         trained = {}
         for name, family, fit in (
             ("lgbm", "classical", lambda: fit_lgbm(cfg, task, train)),
-            ("cnn", "deep", lambda: fit_cnn(cfg, task, train, val, work)),
+            ("lgbm-features", "classical", lambda: fit_lgbm(cfg, task, train, "features")),
+            ("cnn", "deep", lambda: fit_deep(cfg, task, "cnn", train, val, work)),
+            ("transformer", "deep", lambda: fit_deep(cfg, task, "transformer", train, val, work)),
         ):
             started = time.perf_counter()
             predictor = fit()
