@@ -42,6 +42,7 @@ _LOCK = threading.Lock()
 _MEASURED: dict[str, dict[str, float]] = {}  # task run id -> times of its (retried) runs
 _RECORDS: list[dict[str, Any]] = []
 _ON_NOTE: list[Callable[[], Any]] = []  # called after each record (the file so far)
+_WRITE_LOCK = threading.Lock()  # one listener call at a time: the last write has every record
 logger = logging.getLogger(__name__)
 
 
@@ -123,11 +124,12 @@ def note(stage: str, label: str, state: Any, value: Any = None) -> dict[str, Any
     with _LOCK:
         _RECORDS.append(record)
         listeners = list(_ON_NOTE)
-    for listener in listeners:
-        try:
-            listener()
-        except Exception as exc:  # noqa: BLE001 - a timing write never fails a call
-            logger.warning("timings not written after %s: %s", label, exc)
+    with _WRITE_LOCK:
+        for listener in listeners:
+            try:
+                listener()
+            except Exception as exc:  # noqa: BLE001 - a timing write never fails a call
+                logger.warning("timings not written after %s: %s", label, exc)
     return record
 
 
