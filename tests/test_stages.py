@@ -199,6 +199,12 @@ def _lookup(params: dict[str, Any], dotted: str) -> list[Any]:
     return list(value)
 
 
+def cached_by_both(st: S.Stage) -> bool:
+    """A stage both runners skip when its inputs are unchanged (DVC stage, Prefect task, not
+    always rerun)."""
+    return bool(st.dvc and st.task) and not st.always_changed
+
+
 def calls() -> list[Call]:
     """Every call of the stages both runners cache: each item of params.yaml's lists.
 
@@ -208,7 +214,7 @@ def calls() -> list[Call]:
     params = load_params(REPO / PARAMS_FILE)
     found = []
     for st in S.STAGES:
-        if not (st.dvc and st.task) or st.always_changed:
+        if not cached_by_both(st):
             continue
         names = [name for name, _ in st.matrix]
         for values in itertools.product(*(_lookup(params, src) for _, src in st.matrix)):
@@ -226,7 +232,7 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     root = tmp_path_factory.mktemp("dvc")
     (root / PARAMS_FILE).write_text((REPO / PARAMS_FILE).read_text())
     stages: dict[str, Any] = {}
-    cached = {st.name for st in S.STAGES if st.dvc and st.task and not st.always_changed}
+    cached = {st.name for st in S.STAGES if cached_by_both(st)}
     for name, st in committed()["stages"].items():
         body = st.get("do") or st
         if name not in cached:  # always rerun by both runners, or not a task of the flows
