@@ -18,6 +18,7 @@ import typer
 
 from ecgops.config import Config, load_config
 from ecgops.errors import EcgopsError
+from ecgops.stages import PRETRAIN_SCHEME
 
 app = typer.Typer(
     help="ecgops: ECG heartbeat classification platform (data, training, registry, serving).",
@@ -190,9 +191,12 @@ def train_deep(
 @train_app.command("pretrain")
 def train_pretrain(
     method: Annotated[str, typer.Option(help="supervised or contrastive")] = "contrastive",
-    scheme: SchemeOpt = "beat",
+    scheme: SchemeOpt = PRETRAIN_SCHEME,
 ) -> None:
-    """Pretrain the 16-d encoder on MIT-BIH (supervised or contrastive)."""
+    """Pretrain the 16-d encoder on MIT-BIH (supervised or contrastive).
+
+    The fine-tunes of both PTB schemes start from the ``patient``-scheme encoder (DS1).
+    """
     from ecgops.training.pretrain import pretrain
 
     _echo_json(pretrain(_cfg(), method, scheme))

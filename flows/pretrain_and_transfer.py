@@ -1,9 +1,10 @@
 """Flow ``pretrain_and_transfer``: encoders pretrained on MIT-BIH, fine-tuned on PTB.
 
-Per split scheme: supervised and contrastive pretraining on MIT-BIH (concurrently, with the
-from-scratch PTB baseline), then every encoder x strategy (A frozen, B all, C head then all)
-fine-tune on PTB. The platform's GPU workload: deployed to the ``ecgops-gpu`` docker work pool
-(prefect.yaml), and run on CPU inside the pipeline otherwise.
+Supervised and contrastive pretraining on MIT-BIH's patient split (one encoder per method,
+:data:`~ecgops.stages.PRETRAIN_SCHEME`; concurrently with the from-scratch PTB baselines), then
+every encoder x strategy (A frozen, B all, C head then all) x PTB scheme fine-tune on PTB. The
+platform's GPU workload: deployed to the ``ecgops-gpu`` docker work pool (prefect.yaml), and
+run on CPU inside the pipeline otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ecgops.config import Config, load_config
 from ecgops.orchestration import artifacts as art
 from ecgops.orchestration.concurrency import call, raise_on_failures, run_concurrently
 from ecgops.orchestration.tasks import stage_task
-from ecgops.stages import FINETUNE_TASK, PRETRAIN_TASK, SCRATCH
+from ecgops.stages import FINETUNE_TASK, PRETRAIN_SCHEME, PRETRAIN_TASK, SCRATCH
 from flows import prepare_tracking
 
 SCRATCH_STRATEGY = "B"  # the baseline trains everything, like strategy B
@@ -64,7 +65,8 @@ def pretrain_and_transfer(
 
     Args:
         profile: ``smoke``, ``quick`` or ``full`` (default: ``$ECGOPS_PROFILE`` / params.yaml).
-        schemes: ``beat`` and/or ``patient`` (default: ``splits.schemes``).
+        schemes: PTB splits fine-tuned on, ``beat`` and/or ``patient`` (default:
+            ``splits.schemes``); every one starts from the same encoders.
         methods: pretraining methods (default: ``pipeline.pretrain_methods``); each one's
             encoder is fine-tuned when it is in ``pipeline.finetune_encoders``.
         strategies: ``A``, ``B``, ``C`` (default: ``transfer.strategies``).
@@ -83,7 +85,7 @@ def pretrain_and_transfer(
     logger = get_run_logger()
 
     first = [
-        (pretrain_encoder, {"cfg": cfg, "method": m, "scheme": s}) for s in schemes for m in methods
+        (pretrain_encoder, {"cfg": cfg, "method": m, "scheme": PRETRAIN_SCHEME}) for m in methods
     ]
     if scratch:
         first += [
@@ -98,13 +100,14 @@ def pretrain_and_transfer(
     outcomes = run_concurrently(first, cfg, workers)
 
     pretrained = [
-        (params["scheme"], params["method"])
+        params["method"]
         for (fn, params), outcome in zip(first, outcomes, strict=True)
         if fn is pretrain_encoder and outcome.ok
     ]
     second = [
         (finetune_encoder, {"cfg": cfg, "scheme": s, "encoder": m, "strategy": st})
-        for s, m in pretrained
+        for s in schemes
+        for m in pretrained
         if m in cfg.pipeline.finetune_encoders
         for st in strategies
     ]

@@ -342,3 +342,16 @@ def test_one_models_knob_reruns_that_models_calls_only() -> None:
     assert ptb | mitbih <= lgbm
     assert not [c for c in lgbm if "-rf-" in c or "-lr-" in c]
     assert expected_calls(DEEP, {"transformer"}) == {f"deep-ptb@{s}-transformer" for s in schemes}
+
+
+def test_both_ptb_schemes_fine_tune_the_one_pretrained_encoder(cfg_smoke) -> None:
+    from ecgops.training.pretrain import SCHEME
+
+    assert S.PRETRAIN_SCHEME == SCHEME
+    pretrains = [c for c in calls() if c.stage.name == "pretrain"]
+    assert sorted(c.params["method"] for c in pretrains) == ["contrastive", "supervised"]
+    assert {c.params["scheme"] for c in pretrains} == {SCHEME}
+    encoder = cfg_smoke.path("models") / "encoders" / f"contrastive-{SCHEME}.pt"
+    for scheme in ("beat", "patient"):
+        params = {"encoder": "contrastive", "scheme": scheme}
+        assert encoder in S.stage("finetune").files_read(cfg_smoke, params), scheme

@@ -159,21 +159,23 @@ def _check(encoder: str, strategy: str | None) -> str:
     return strategy
 
 
-def _initial_encoder(cfg: Config, encoder: str, scheme: str) -> tuple[Encoder, dict[str, str]]:
-    """The starting encoder and its lineage tags."""
+def _initial_encoder(cfg: Config, encoder: str) -> tuple[Encoder, dict[str, str]]:
+    """The starting encoder (pretrained on MIT-BIH's :data:`~ecgops.training.pretrain.SCHEME`
+    split, whatever the PTB scheme) and its lineage tags."""
     from ecgops.models.encoder import build_encoder, file_sha256, load_encoder
-    from ecgops.training.pretrain import encoder_path
+    from ecgops.paths import encoder_file
+    from ecgops.training.pretrain import SCHEME
 
     if encoder == "scratch":
         return build_encoder(cfg), {"encoder": "scratch"}
-    path = encoder_path(cfg, encoder, scheme)
+    path = encoder_file(cfg, encoder, SCHEME)
     enc, meta = load_encoder(path)
     return enc, {
         "encoder": encoder,
         "pretrained_run_id": str(meta.get("run_id", "")),
         "encoder_path": str(path),
         "encoder_sha256": file_sha256(path),
-        "pretrain_scheme": str(meta.get("scheme", scheme)),
+        "pretrain_scheme": str(meta.get("scheme", SCHEME)),
     }
 
 
@@ -271,9 +273,7 @@ class FinetuneRun(TrainingRun):
         """The starting encoder with its lineage, and the device."""
         from ecgops.training.engine import select_device
 
-        self.start_encoder, self.lineage = _initial_encoder(
-            self.cfg, self.encoder_kind, self.scheme
-        )
+        self.start_encoder, self.lineage = _initial_encoder(self.cfg, self.encoder_kind)
         self.device = select_device(num_threads=self.cfg.deep.num_threads)
 
     def params(self, train: pd.DataFrame) -> dict[str, Any]:
@@ -409,8 +409,9 @@ def finetune(cfg: Config, scheme: str, encoder: str, strategy: str | None = None
 
     Args:
         cfg: configuration.
-        scheme: ``beat`` or ``patient``; the pretrained encoder of the same MIT-BIH scheme is
-            used (``models/encoders/{encoder}-{scheme}.pt``).
+        scheme: ``beat`` or ``patient`` (the PTB split); every scheme starts from the encoder
+            pretrained on MIT-BIH's patient split (``models/encoders/{encoder}-patient.pt``,
+            :data:`~ecgops.training.pretrain.SCHEME`).
         encoder: ``supervised``, ``contrastive`` or ``scratch``.
         strategy: ``A``, ``B`` or ``C`` (None or ``B`` for scratch).
 
