@@ -156,6 +156,9 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, monkeypatch):
     # the fixture's DS1 records are too few for a grouped val part: no per-epoch val probe
     for key in ("train_loss", "val_loss", "probe_test_accuracy"):
         assert len(client.get_metric_history(pre["run_id"], key)) == pre["epochs_run"]
+    beat = pretrain(cfg, "supervised", "beat")  # a split with a val part: the per-epoch val probe
+    for key in ("probe_val_accuracy", "probe_test_accuracy"):
+        assert len(client.get_metric_history(beat["run_id"], key)) == beat["epochs_run"]
     artifacts = {a.path for a in client.list_artifacts(pre["run_id"], "encoder")}
     assert "encoder/contrastive-patient.pt" in artifacts
     fig = tmp_path / "outputs/figures/mitbih/patient/probe-contrastive"
