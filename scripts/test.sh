@@ -18,7 +18,9 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest "$@"
+# Two pytest workers (pytest-xdist), one test file each at a time, so module fixtures are
+# built once: the suite is single-threaded Python and CI has 2 cores.
+.venv/bin/python -m pytest -n "${ECGOPS_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

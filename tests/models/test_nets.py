@@ -167,3 +167,18 @@ def test_transformer_returns_per_layer_per_head_attention(patch, beats):
         assert torch.allclose(w.sum(dim=-1), torch.ones(w.shape[:-1]), atol=1e-5)
         # no query attends to a padded key
         assert (w.masked_select(key_mask[:, None, None, :].expand_as(w)) == 0).all()
+
+
+def test_transformer_fused_attention_equals_multihead_attention(beats):
+    """The fused path (``EncoderLayer.attend``, used whenever no weights are asked for) computes
+    what ``nn.MultiheadAttention`` does with the same weights and padding mask."""
+    net = build_net("transformer", 2, **TINY["transformer"]).eval()
+    layer = net.layers[0]
+    x = torch.from_numpy(beats)
+    patches, mask = net.patches(x, None)
+    h = layer.norm1(net.embed(patches) + net.positions)
+    key_mask = net.token_mask(mask)
+    assert key_mask.any()  # the fixture beats are padded
+    with torch.no_grad():
+        expected, _ = layer.attn(h, h, h, key_padding_mask=key_mask, need_weights=False)
+        assert torch.allclose(layer.attend(h, key_mask), expected, atol=1e-5)
