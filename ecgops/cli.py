@@ -92,8 +92,12 @@ def config(
     sections_dir: Annotated[
         Path | None, typer.Option(help="write one resolved JSON per section here (DVC deps)")
     ] = None,
+    code: Annotated[
+        bool, typer.Option("--code", help="also write each stage's code file (outputs/code)")
+    ] = False,
 ) -> None:
     """Print the resolved configuration (profile applied), or write it per section."""
+    from ecgops.code_files import write_code_files
     from ecgops.param_files import write_sections
 
     cfg = _cfg()
@@ -102,6 +106,9 @@ def config(
         return
     write_sections(cfg, sections_dir)
     typer.echo(f"resolved params ({cfg.profile}) -> {sections_dir}")
+    if code:
+        written = write_code_files(cfg)
+        typer.echo(f"code of {len(written)} stages -> {written[0].parent}")
 
 
 @app.command()
@@ -415,24 +422,28 @@ def pipeline(
 @stages_app.command("dvc-yaml")
 def stages_dvc_yaml(
     check: Annotated[
-        bool, typer.Option("--check", help="exit 1 when dvc.yaml differs from the table")
+        bool, typer.Option("--check", help="exit 1 when a dvc.yaml differs from the table")
     ] = False,
 ) -> None:
-    """Write dvc.yaml from the stage table (ecgops/stages.py), or check it is up to date."""
+    """Write dvc.yaml (and pipelines/sources/dvc.yaml) from the stage table, or check them."""
     from ecgops.config import find_root
-    from ecgops.dvc_yaml import dvc_yaml
+    from ecgops.dvc_yaml import DVC_FILES, dvc_yaml
 
-    target = find_root() / "dvc.yaml"
-    text = dvc_yaml(target.parent)
-    if check:
-        current = target.read_text() if target.exists() else ""
-        if current != text:
+    root = find_root()
+    stale = False
+    for file in DVC_FILES:
+        target, text = root / file, dvc_yaml(root, file)
+        if not check:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            typer.echo(f"wrote {target}")
+        elif (target.read_text() if target.exists() else "") != text:
             typer.echo(f"{target} differs from the stage table: run `ecgops stages dvc-yaml`")
-            raise typer.Exit(1)
-        typer.echo(f"{target} is up to date")
-        return
-    target.write_text(text)
-    typer.echo(f"wrote {target}")
+            stale = True
+        else:
+            typer.echo(f"{target} is up to date")
+    if stale:
+        raise typer.Exit(1)
 
 
 def main() -> None:

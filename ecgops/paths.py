@@ -66,6 +66,16 @@ def params_file(cfg: HasPaths, section: str) -> Path:
     return params_dir(cfg) / f"{section}.json"
 
 
+def code_dir(cfg: HasPaths) -> Path:
+    """The md5 of each stage's source files, the DVC stages' code deps (``outputs/code``)."""
+    return cfg.path("outputs") / "code"
+
+
+def code_file(cfg: HasPaths, stage: str) -> Path:
+    """One stage's source files and their md5 (``outputs/code/{stage}.json``)."""
+    return code_dir(cfg) / f"{stage}.json"
+
+
 def validation_dir(cfg: HasPaths, task: str) -> Path:
     """A beat table's Great Expectations result and data docs (``outputs/validation/{task}``)."""
     return cfg.path("outputs") / "validation" / task

@@ -13,7 +13,8 @@ tasks of ``flows/`` derive their cache policies from the same entries
   model's stages only;
 - **code**: the import closure of the stage's entry modules (:mod:`ecgops.codegraph`), every
   ecgops module the command can run, lazy imports included, as paths (a whole folder where
-  all of it is imported). An edit to any of them reruns the stage in both runners;
+  all of it is imported). An edit to any of them reruns the stage in both runners (DVC
+  through the stage's code file, ``outputs/code/{stage}.json``: :mod:`ecgops.code_files`);
 - **reads / writes**: path functions of :mod:`ecgops.paths`, called with the real config by
   Prefect and with a relative view of ``params.yaml``'s ``paths`` (and DVC's ``${item}``
   templates as the parameters) for ``dvc.yaml``.
@@ -307,7 +308,9 @@ def _data_stages() -> list[Stage]:
             entry=("ecgops.data.raw",),
             sections=("data", "paths"),
             prefect_reads=lambda cfg, _: [cfg.raw_source],
-            outs=(Output(lambda c, _: P.raw_dir(c)),),
+            # persist: DVC leaves the copy in place, so unchanged files are not copied (nor
+            # rehashed) again; the import deletes what the source no longer has
+            outs=(Output(lambda c, _: P.raw_dir(c), {"persist": True}),),
             always_changed=True,  # the source lives outside the repo
         ),
         Stage(
@@ -413,7 +416,7 @@ def _build_table() -> tuple[Stage, ...]:
     return (
         Stage(
             name="params",
-            cmd="ecgops config --sections-dir {params_dir}",
+            cmd="ecgops config --sections-dir {params_dir} --code",
             task=None,  # the flows' `params` task always runs
             extra_deps=("params.yaml",),
             always_changed=True,

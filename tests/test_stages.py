@@ -10,21 +10,27 @@ the same calls: every matrix item of params.yaml's lists, named as DVC names the
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import itertools
+import json
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import networkx
 import pytest
 import yaml
 
 from ecgops import stages as S
+from ecgops.code_files import code_payload, coded_stages, source_files, write_code_files
 from ecgops.codegraph import PROJECT_DIR, closure, project_modules
 from ecgops.config import PARAMS_FILE, Config, load_params
-from ecgops.dvc_yaml import dvc_document, dvc_yaml
+from ecgops.dvc_yaml import DVC_FILES, MAIN_FILE, SOURCES_FILE, dvc_document, dvc_file, dvc_yaml
 from ecgops.orchestration.caching import InputsAndFiles
 from ecgops.param_files import payloads, write_sections
 
@@ -42,20 +48,24 @@ PARAM_FILES = "outputs/params/"
 """Where the params files lie (the ``params`` stage's outs, relative to the project)."""
 
 
-def committed() -> dict[str, Any]:
-    """The committed dvc.yaml, parsed."""
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+def committed(file: Path = MAIN_FILE) -> dict[str, Any]:
+    """A committed dvc.yaml, parsed."""
+    return yaml.safe_load((REPO / file).read_text())
 
 
-def test_committed_dvc_yaml_is_the_generated_one() -> None:
-    text = dvc_yaml(REPO)
-    assert (REPO / "dvc.yaml").read_text() == text, "run `ecgops stages dvc-yaml`"
-    assert yaml.safe_load(text) == dvc_document(REPO)  # the emitter writes what it means
+@pytest.mark.parametrize("file", DVC_FILES, ids=str)
+def test_committed_dvc_yaml_is_the_generated_one(file: Path) -> None:
+    text = dvc_yaml(REPO, file)
+    assert (REPO / file).read_text() == text, "run `ecgops stages dvc-yaml`"
+    assert yaml.safe_load(text) == dvc_document(REPO, file)  # the emitter writes what it means
 
 
 def test_dvc_yaml_keeps_stage_names_commands_and_templates() -> None:
     stages = committed()["stages"]
-    assert list(stages) == [s.name for s in S.STAGES if s.dvc]
+    sources = committed(SOURCES_FILE)["stages"]
+    assert [*sources, *stages] == [s.name for s in S.STAGES if s.dvc]
+    assert set(sources) == {s.name for s in S.STAGES if s.always_changed} == {"params", "raw"}
+    assert all(body["wdir"] == "../.." for body in sources.values())  # project-relative paths
     build = stages["build"]
     assert build["foreach"] == "${pipeline.tasks}"
     assert build["do"]["cmd"] == "ecgops data build --task ${item}"
@@ -73,9 +83,39 @@ def test_dvc_yaml_keeps_stage_names_commands_and_templates() -> None:
     assert "outputs/params/deep/archs/${item.model}.json" in stages["deep-mitbih"]["deps"]
 
 
+def test_a_stage_dvc_always_reruns_rewrites_only_its_small_lockfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``dvc repro`` runs ``params`` (real ``ecgops config``); DVC rewrites the lockfile
+    of the stage it ran, so the main dvc.lock stays untouched and the stage's entry lands in
+    the sources lockfile. The stage is also in the graph of a plain ``dvc repro`` in the root:
+    the main file's stages depend on its outputs."""
+    from dvc.repo import Repo
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / PARAMS_FILE).write_text((REPO / PARAMS_FILE).read_text())
+    for file in DVC_FILES:
+        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file).write_text(dvc_yaml(REPO, file))
+    main_lock = tmp_path / "dvc.lock"
+    main_lock.write_text("schema: '2.0'\nstages: {}\n")
+    monkeypatch.chdir(tmp_path)  # DVC names stages relative to the working directory
+    Repo.init(tmp_path, no_scm=True)
+    with Repo(tmp_path) as repo:
+        repo.reproduce(f"{SOURCES_FILE}:params", single_item=True)
+        build = next(st for st in repo.index.stages if st.addressing == "build@ptb")
+        upstream = {st.addressing for st in networkx.descendants(repo.index.graph, build)}
+    assert main_lock.read_text() == "schema: '2.0'\nstages: {}\n"
+    lock = yaml.safe_load((tmp_path / SOURCES_FILE).with_name("dvc.lock").read_text())
+    assert list(lock["stages"]) == ["params"]
+    assert (tmp_path / PARAM_FILES / "deep.json").is_file()  # the command ran
+    assert f"{SOURCES_FILE}:params" in upstream and f"{SOURCES_FILE}:raw" in upstream
+
+
 def test_every_param_file_dep_is_written_by_the_params_stage(dvc_repo: Any) -> None:
-    outs = [next(iter(o)) for o in committed()["stages"]["params"]["outs"]]
+    outs = [next(iter(o)) for o in committed(SOURCES_FILE)["stages"]["params"]["outs"]]
     written = {f"outputs/params/{name}.json" for name in payloads(load_params(REPO / PARAMS_FILE))}
+    written |= {f"outputs/code/{st.name}.json" for st in coded_stages()}
     assert set(outs) <= written
     used = {  # resolved by DVC: ${item.model} filled in
         str(d.def_path) for st in dvc_repo.index.stages for d in st.deps
@@ -112,8 +152,27 @@ def test_transfer_stages_depend_on_what_they_run() -> None:
         deps = _deps(stages[name])
         assert "outputs/params/deep.json" in deps and "outputs/params/transfer.json" in deps
         assert not [d for d in deps if d.startswith("outputs/params/deep/")]  # no deep.archs
-        assert "ecgops/training/engine.py" in deps
-        assert any(d in deps for d in ("ecgops/models", "ecgops/models/encoder.py"))
+        assert f"outputs/code/{name}.json" in deps
+        code = code_payload(S.stage(name).code())
+        assert "ecgops/training/engine.py" in code and "ecgops/models/encoder.py" in code
+
+
+def test_a_stage_code_file_hashes_the_sources_it_runs_and_no_others(cfg_smoke) -> None:
+    """One code dep per stage (not its ~40 sources), with the same effect: editing a net
+    changes the deep stages' files, never the classical ones' (so DVC reruns only those)."""
+    written = {p.stem: json.loads(p.read_text())["code"] for p in write_code_files(cfg_smoke)}
+    assert set(written) == {st.name for st in coded_stages()}
+    for st in coded_stages():
+        deps = _deps(committed(dvc_file(st))["stages"][st.name])
+        assert f"outputs/code/{st.name}.json" in deps
+        assert not [d for d in deps if d.startswith("ecgops/")]  # the sources are in the file
+        files = written[st.name]
+        assert {Path(f) for f in files} == {f.relative_to(REPO) for f in source_files(st.code())}
+        some = next(iter(files))
+        assert files[some] == hashlib.md5((REPO / some).read_bytes()).hexdigest()
+    net = "ecgops/models/nets/transformer.py"
+    assert net in written["deep-ptb"] and net in written["multilead"]
+    assert net not in written["classical-ptb"] and net not in written["build"]
 
 
 def _covered(file: Path, paths: tuple[str, ...]) -> bool:

@@ -3,7 +3,8 @@
 Every folder of ``data.raw_folders`` present under ``cfg.raw_source`` is copied. Files listed
 in its ``SHA256SUMS.txt`` (``<sha256>  <relative path>`` lines, as ``sha256sum`` writes them)
 are all verified, in every folder, before anything is copied, so a bad source changes
-nothing; files already identical in the copy are not copied again; each file is replaced
+nothing; files already identical in the copy are not copied again, files the source no longer
+has are deleted from it (DVC keeps the copy between runs: ``persist``); each file is replaced
 atomically. Files the list
 does not name (``RECORDS``, licences, CSVs) are copied as they are. A folder without
 ``SHA256SUMS.txt`` is an error when ``data.require_checksums`` is true; otherwise it is copied
@@ -128,7 +129,8 @@ def copy_folder(src: Path, dst: Path, sums: dict[str, str] | None) -> dict[str, 
         sums: its verified checksums (:func:`verify_folder`), or None when it has no list.
 
     Returns:
-        ``{"copied": n, "unchanged": m, "verified": k}``.
+        ``{"copied": n, "unchanged": m, "removed": r, "verified": k}``: ``removed`` counts
+        the files of the copy that the source no longer has (deleted, so the copy mirrors it).
     """
     files = sorted(p for p in src.rglob("*") if p.is_file())
     copied = unchanged = 0
@@ -141,7 +143,16 @@ def copy_folder(src: Path, dst: Path, sums: dict[str, str] | None) -> dict[str, 
     if sums is None:
         computed = {p.relative_to(src).as_posix(): sha256(dst / p.relative_to(src)) for p in files}
         write_text(format_checksums(computed), dst / CHECKSUMS)
-    return {"copied": copied, "unchanged": unchanged, "verified": len(sums or {})}
+    keep = {p.relative_to(src) for p in files} | {Path(CHECKSUMS)}
+    stale = [p for p in dst.rglob("*") if p.is_file() and p.relative_to(dst) not in keep]
+    for path in stale:
+        path.unlink()
+    return {
+        "copied": copied,
+        "unchanged": unchanged,
+        "removed": len(stale),
+        "verified": len(sums or {}),
+    }
 
 
 def import_raw(cfg: Config) -> Path:

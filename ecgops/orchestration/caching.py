@@ -23,6 +23,7 @@ from typing import Any
 
 from prefect.cache_policies import CachePolicy
 
+from ecgops.code_files import source_files
 from ecgops.codegraph import PROJECT_DIR
 from ecgops.config import Config
 from ecgops.model_params import ModelParams
@@ -55,10 +56,8 @@ def code_fingerprint(paths: tuple[str, ...] = ()) -> str:
     Returns:
         The hex digest over the files' relative names and bytes.
     """
-    roots = [PROJECT_DIR / p for p in paths] or [PROJECT_DIR / "ecgops"]
-    sources = {f for r in roots for f in ([r] if r.is_file() else r.rglob("*.py"))}
     h = hashlib.md5()
-    for source in sorted(sources):
+    for source in source_files(paths):
         h.update(str(source.relative_to(PROJECT_DIR)).encode())
         h.update(source.read_bytes())
     return h.hexdigest()

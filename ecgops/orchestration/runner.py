@@ -22,17 +22,19 @@ PIPELINE_ENTRYPOINT = "flows/pipeline.py:pipeline"
 
 
 def write_param_sections(cfg: Config) -> list[Path]:
-    """Write ``<outputs>/params/`` (sections and model files) as DVC's ``params`` stage does.
+    """Write ``<outputs>/params/`` and ``<outputs>/code/`` as DVC's ``params`` stage does.
 
     Args:
         cfg: the configuration.
 
     Returns:
-        The written files (:func:`ecgops.param_files.write_sections`).
+        The written files (:func:`ecgops.param_files.write_sections`,
+        :func:`ecgops.code_files.write_code_files`).
     """
+    from ecgops.code_files import write_code_files
     from ecgops.param_files import write_sections
 
-    return write_sections(cfg, params_dir(cfg))
+    return [*write_sections(cfg, params_dir(cfg)), *write_code_files(cfg)]
 
 
 @contextmanager

@@ -40,7 +40,25 @@ def test_second_import_copies_nothing(source: Path) -> None:
     first = raw.copy_folder(source / "mitdb", dst, sums)
     again = raw.copy_folder(source / "mitdb", dst, sums)
     assert first["copied"] == first["verified"] + 2  # + RECORDS and SHA256SUMS.txt
-    assert again == {"copied": 0, "unchanged": first["copied"], "verified": first["verified"]}
+    assert again == {
+        "copied": 0,
+        "unchanged": first["copied"],
+        "removed": 0,
+        "verified": first["verified"],
+    }
+
+
+def test_the_copy_loses_what_the_source_no_longer_has(source: Path) -> None:
+    """DVC keeps data/raw between runs (persist), so the import itself mirrors the source."""
+    dst = source.parent / "copy"
+    sums = raw.verify_folder(source / "mitdb", require=True)
+    raw.copy_folder(source / "mitdb", dst, sums)
+    (dst / "old" / "999.dat").parent.mkdir()
+    (dst / "old" / "999.dat").write_bytes(b"gone from the source")
+    result = raw.copy_folder(source / "mitdb", dst, sums)
+    assert result["removed"] == 1 and result["copied"] == 0
+    assert not (dst / "old" / "999.dat").exists()
+    assert (dst / raw.CHECKSUMS).is_file() and (dst / "RECORDS").is_file()
 
 
 def test_changed_copy_is_replaced(source: Path) -> None:
