@@ -4,7 +4,7 @@ A stage's code is the import closure of its command's modules (:meth:`ecgops.sta
 Listed file by file as DVC deps, it put ~40 entries per stage call into ``dvc.lock`` (4,000 of
 its hashes, 460 of its 640 KB), a file DVC parses with ruamel's round-trip loader three times per
 ``dvc repro`` (~2 s each on 2 cores). Instead the ``params`` stage (``ecgops config
---code-dir``) and the Prefect ``ingest`` flow write ``outputs/code/{stage}.json``: the stage's
+--code``) and the Prefect ``ingest`` flow write ``outputs/code/{stage}.json``: the stage's
 ``.py`` files and their md5, one dep per stage call. A code change alters the files of the
 stages that run it and no others, so it reruns what listing the sources reran; the Prefect
 cache keys hash the same files (:func:`ecgops.orchestration.caching.code_fingerprint`).
