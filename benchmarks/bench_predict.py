@@ -1,23 +1,24 @@
 #!/usr/bin/env python
-"""Batch prediction throughput (beats/s, CPU) of a registered classical and a deep model.
+"""Batch prediction throughput (beats/s, CPU) of registered classical and deep models.
 
 Targets (issue 19): at least 20,000 beats/s for the classical champion and 5,000 for the deep
 one. Runs on a fresh clone: nothing of the project's registry is read or written.
 
 1. A scratch MLflow store (SQLite and artifacts in a temporary folder, no server).
-2. Four models trained and logged the way the trainers log them: LightGBM pipelines on the
+2. Six models trained and logged the way the trainers log them: LightGBM pipelines on the
    raw beats (``lgbm``) and on features (``lgbm-features``: the feature step every
-   ``*-features`` model computes at prediction time) (``build_pipeline``, ``classical.lgbm``
-   of the profile, ``classical.per_task`` applied), and a CNN and a transformer (the kinds of
-   the deep champions; ``deep.archs.<net>`` fitted by the engine,
-   ``ecgops.training.deep.fit_net``, logged as a ``TorchBeatPredictor`` with
-   ``deep.eval_batch_size``), each with its calibrator fitted on validation beats, in a
-   ``start_run`` run through ``log_beat_model``. All are registered under the task's model
-   name (the classical ones with the ``champion`` alias). Small training budgets
-   (``--train-rows``, ``--cnn-epochs`` for both nets): prediction cost does not depend on how
-   well a model learned, except through the LightGBM trees' sizes, so the pipelines keep the
-   profile's tree count (``--profile quick`` by default, the profile the project's champions
-   are trained with: 200 rounds, one tree per class each; ``full`` has 400).
+   ``*-features`` model computes at prediction time) and a random forest on raw beats (``rf``,
+   the forest of the MIT-BIH context champion ``rf-raw+rr``, without its 10 RR inputs)
+   (``build_pipeline``, ``classical.<model>`` of the profile, ``classical.per_task`` applied),
+   and a CNN, a residual CNN (the kind of three of the four champions) and a transformer
+   (``deep.archs.<net>`` fitted by the engine, ``ecgops.training.deep.fit_net``, logged as a
+   ``TorchBeatPredictor`` with ``deep.eval_batch_size``), each with its calibrator fitted on
+   validation beats, in a ``start_run`` run through ``log_beat_model``. All are registered
+   under the task's model name (the classical ones with the ``champion`` alias). Small
+   training budgets (``--train-rows``, ``--cnn-epochs`` for the nets): prediction cost does not
+   depend on how well a model learned, except through the trees' sizes, so the pipelines keep
+   the profile's tree counts (``--profile full`` by default, the profile the report's
+   champions are trained with: LightGBM 400 rounds, one tree per class each).
 3. For each model, loaded once with ``load_model`` (its load time reported apart):
 
    - **in-process**: ``LoadedModel.predict_proba`` on ``--rows`` beats (after one warm-up
@@ -66,7 +67,14 @@ from ecgops.config import Config, deep_merge, load_config  # noqa: E402
 from ecgops.io import write_json  # noqa: E402
 from ecgops.schema import labels, signals  # noqa: E402
 
-TARGETS = {"lgbm": 20_000, "lgbm-features": 20_000, "cnn": 5_000, "transformer": 5_000}
+TARGETS = {
+    "lgbm": 20_000,
+    "lgbm-features": 20_000,
+    "rf": 20_000,
+    "cnn": 5_000,
+    "rescnn": 5_000,
+    "transformer": 5_000,
+}
 CSV_BLOCK = 10_000
 WARMUP_ROWS = 1_000
 
@@ -82,13 +90,16 @@ def scratch_config(work: Path, profile: str) -> Config:
     return load_config(root=ROOT, profile=profile, overrides=deep_merge({}, overrides))
 
 
-def fit_lgbm(cfg: Config, task: str, train: pd.DataFrame, input: str = "raw") -> Any:
-    """The LightGBM pipeline on raw beats or features, as the classical trainer builds it."""
+def fit_classical(
+    cfg: Config, task: str, model: str, train: pd.DataFrame, input: str = "raw"
+) -> Any:
+    """A classical pipeline (``lgbm``, ``rf``, ...) on raw beats or features, as the classical
+    trainer builds it."""
     from ecgops.models.classical import build_pipeline
     from ecgops.training.classical import classical_for_task
 
     cfg = classical_for_task(cfg, task)
-    pipe = build_pipeline(cfg, "lgbm", input, len(cfg.class_names(task)))
+    pipe = build_pipeline(cfg, model, input, len(cfg.class_names(task)))
     return pipe.fit(signals(train), labels(train))
 
 
@@ -187,7 +198,7 @@ def variants(
     """In-process beats/s per thread count (torch's, or LightGBM's ``n_jobs``) and, for the
     deep model, per prediction batch size (the logged ``deep.eval_batch_size``)."""
     predictor = loaded.pyfunc.unwrap_python_model().predictor
-    deep = not name.startswith("lgbm")
+    deep = hasattr(predictor, "batch_size")  # a TorchBeatPredictor, else a pipeline
     clf = None if deep else predictor[-1]
     saved = (predictor.batch_size, torch.get_num_threads()) if deep else clf.n_jobs
     rows = []
@@ -240,7 +251,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=10_000, help="training beats")
     parser.add_argument("--val-rows", type=int, default=2_000, help="calibration beats")
     parser.add_argument("--cnn-epochs", type=int, default=1)
-    parser.add_argument("--profile", default="quick", help="config profile (model sizes)")
+    parser.add_argument("--profile", default="full", help="config profile (model sizes)")
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[128, 256, 512, 1024])
     parser.add_argument("--variant-rows", type=int, default=20_000, help="beats per variant")
@@ -264,9 +275,15 @@ def main() -> None:
         print(f"{source}: {len(table):,} beats ({task}); training", flush=True)
         trained = {}
         for name, family, fit in (
-            ("lgbm", "classical", lambda: fit_lgbm(cfg, task, train)),
-            ("lgbm-features", "classical", lambda: fit_lgbm(cfg, task, train, "features")),
+            ("lgbm", "classical", lambda: fit_classical(cfg, task, "lgbm", train)),
+            (
+                "lgbm-features",
+                "classical",
+                lambda: fit_classical(cfg, task, "lgbm", train, "features"),
+            ),
+            ("rf", "classical", lambda: fit_classical(cfg, task, "rf", train)),
             ("cnn", "deep", lambda: fit_deep(cfg, task, "cnn", train, val, work)),
+            ("rescnn", "deep", lambda: fit_deep(cfg, task, "rescnn", train, val, work)),
             ("transformer", "deep", lambda: fit_deep(cfg, task, "transformer", train, val, work)),
         ):
             started = time.perf_counter()
