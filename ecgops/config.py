@@ -355,6 +355,14 @@ class ServingConfig(_Frozen):
     workers: int = Field(default=1, ge=1)
     startup_timeout_s: float = Field(default=180.0, gt=0)
     batch_chunk_size: int = Field(default=10000, ge=1)
+    n_jobs: int = Field(default=-1, ge=-1)
+
+    @model_validator(mode="after")
+    def _check_threads(self) -> ServingConfig:
+        """``n_jobs`` is a thread count or -1 (every core), never 0."""
+        if self.n_jobs == 0:
+            raise ValueError("serving.n_jobs: a thread count (>= 1), or -1 for every core")
+        return self
 
 
 class AnnotateConfig(_Frozen):

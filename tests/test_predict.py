@@ -162,6 +162,31 @@ def test_one_chunked_prediction_sized_by_config(ptb_champion, table) -> None:
     assert model.predict_proba(x[:0]).shape == (0, 2)
 
 
+@pytest.mark.integration
+def test_a_classical_model_predicts_on_the_serving_threads(ptb_champion, table) -> None:
+    """Fitted with classical.n_jobs, loaded for prediction with serving.n_jobs."""
+    cfg, uri = ptb_champion
+    x, _ = xy(table)
+
+    def loaded(n_jobs: int):
+        serving = cfg.serving.model_copy(update={"n_jobs": n_jobs})
+        return load_model(uri, cfg.model_copy(update={"serving": serving}))
+
+    two, every = loaded(2), loaded(-1)
+    estimator = two.pyfunc.unwrap_python_model().predictor
+    assert estimator.get_params()["n_jobs"] == 2
+    assert every.pyfunc.unwrap_python_model().predictor.get_params()["n_jobs"] == -1
+    np.testing.assert_allclose(two.predict_proba(x), every.predict_proba(x), atol=1e-12)
+
+
+def test_serving_threads_are_a_count_or_every_core(cfg_smoke) -> None:
+    from pydantic import ValidationError
+
+    for bad in (0, -2):
+        with pytest.raises(ValidationError, match="n_jobs"):
+            cfg_smoke.serving.model_validate({**cfg_smoke.serving.model_dump(), "n_jobs": bad})
+
+
 # ---- records ----------------------------------------------------------------------------------
 
 

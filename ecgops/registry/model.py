@@ -250,7 +250,36 @@ def load_model(model_uri: str, cfg: Config) -> LoadedModel:
         RegistryError: an untrusted location, or the model cannot be loaded.
     """
     check_trusted(cfg, model_uri)
-    return LoadedModel.of(load_pyfunc(model_uri, cfg), cfg.serving.batch_chunk_size, model_uri)
+    pyfunc = load_pyfunc(model_uri, cfg)
+    set_prediction_threads(pyfunc, cfg.serving.n_jobs)
+    return LoadedModel.of(pyfunc, cfg.serving.batch_chunk_size, model_uri)
+
+
+def set_prediction_threads(pyfunc: Any, n_jobs: int) -> bool:
+    """Let a loaded classical model predict on ``n_jobs`` threads (``serving.n_jobs``).
+
+    A tree model keeps the ``n_jobs`` it was fitted with (``classical.n_jobs``: 1, because the
+    pipeline trains two models at once on two cores), but a prediction runs alone: a random
+    forest or LightGBM then predicts on one core of several. Sets the ``n_jobs`` of the
+    predictor's final estimator (a pipeline's last step); the feature step and the nets (torch
+    uses every core in a prediction process) are left as they are.
+
+    Args:
+        pyfunc: a loaded ``mlflow.pyfunc`` model.
+        n_jobs: threads, -1 for every core.
+
+    Returns:
+        True when an estimator's ``n_jobs`` was set.
+    """
+    try:
+        predictor = pyfunc.unwrap_python_model().predictor
+    except Exception:  # noqa: BLE001 - not an ecgops model: nothing to tune
+        return False
+    estimator = predictor[-1] if hasattr(predictor, "steps") else predictor
+    if "n_jobs" not in getattr(estimator, "get_params", dict)():
+        return False
+    estimator.set_params(n_jobs=n_jobs)
+    return True
 
 
 def record_rule(cfg: Config, model_uri: str) -> dict[str, Any] | None:
