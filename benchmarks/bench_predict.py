@@ -197,9 +197,11 @@ def variants(
 ) -> list[dict[str, Any]]:
     """In-process beats/s per thread count (torch's, or LightGBM's ``n_jobs``) and, for the
     deep model, per prediction batch size (the logged ``deep.eval_batch_size``)."""
+    from ecgops.registry.model import final_estimator
+
     predictor = loaded.pyfunc.unwrap_python_model().predictor
     deep = hasattr(predictor, "batch_size")  # a TorchBeatPredictor, else a pipeline
-    clf = None if deep else predictor[-1]
+    clf = None if deep else final_estimator(predictor)
     saved = (predictor.batch_size, torch.get_num_threads()) if deep else clf.n_jobs
     rows = []
     for n_threads in threads:

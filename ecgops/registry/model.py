@@ -275,11 +275,16 @@ def set_prediction_threads(pyfunc: Any, n_jobs: int) -> bool:
         predictor = pyfunc.unwrap_python_model().predictor
     except Exception:  # noqa: BLE001 - not an ecgops model: nothing to tune
         return False
-    estimator = predictor[-1] if hasattr(predictor, "steps") else predictor
-    if "n_jobs" not in getattr(estimator, "get_params", dict)():
+    estimator = final_estimator(predictor)
+    if not hasattr(estimator, "get_params") or "n_jobs" not in estimator.get_params():
         return False
     estimator.set_params(n_jobs=n_jobs)
     return True
+
+
+def final_estimator(predictor: Any) -> Any:
+    """A pipeline's last step (the classifier), or the predictor itself (a net, an estimator)."""
+    return predictor[-1] if hasattr(predictor, "steps") else predictor
 
 
 def record_rule(cfg: Config, model_uri: str) -> dict[str, Any] | None:
