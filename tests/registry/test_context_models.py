@@ -7,11 +7,14 @@ records (every beat with its RR context), on a real MLflow server.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ecgops.config import Config
+from ecgops.evaluation.records import RULE_TAG
 from ecgops.schema import CONTEXT_COLUMNS, SIGNAL_COLUMNS
 
 
@@ -57,6 +60,8 @@ def test_each_kind_registers_its_own_runs_and_passes_the_same_gate(trained) -> N
     for kind, run_id in runs.items():
         version = register_best(cfg, "mitbih", "patient", kind=kind)
         assert version is not None and version.run_id == run_id
+        rule = json.loads(version.tags[RULE_TAG])  # fitted on its own input (+ RR context)
+        assert rule["kind"] == "argmax" and rule["val_records"] > 0  # 5 classes: argmax
         names[kind] = version.name
         decision = promote(cfg, "mitbih", eval_data=test, kind=kind)
         assert decision.promoted, decision
