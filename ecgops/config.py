@@ -213,6 +213,7 @@ class LRConfig(_Frozen):
     l1_ratios: list[float]
     cv: int
     max_iter: int
+    tol: float = Field(default=1e-4, gt=0.0)
 
 
 class RFConfig(_Frozen):

@@ -41,6 +41,7 @@ from ecgops.features.compact import compact_feature_names as compact_feature_nam
 from ecgops.features.compact import compact_features as compact_features
 from ecgops.features.compact import compact_spec as compact_spec
 from ecgops.features.compact import ts_name as ts_name
+from ecgops.features.content_memo import ContentMemo, content_key
 from ecgops.features.padding import as_beats, to_long
 from ecgops.schema import BEAT_LEN, SIGNAL_COLUMNS, signals
 
@@ -232,6 +233,12 @@ class FeatureExtractor(StatelessTransformer):
 # ---------------------------------------------------------------------------------------------
 # selection
 # ---------------------------------------------------------------------------------------------
+SELECTION_MEMO = ContentMemo(size=64)
+"""Relevance masks by training rows, labels and FDR: a pipeline run fits up to 18 models on
+one split's features (3 models x 6 grouped folds of the PTB patient split); a mask is a few
+hundred booleans."""
+
+
 class RelevanceSelector(TransformerMixin, BaseEstimator):
     """tsfresh's relevance filter (univariate tests, Benjamini-Yekutieli FDR) as a pipeline step.
 
@@ -251,37 +258,46 @@ class RelevanceSelector(TransformerMixin, BaseEstimator):
         self.fdr_level = fdr_level
 
     def fit(self, X: Any, y: Any) -> RelevanceSelector:
-        """Test each feature against the labels; keep the relevant ones."""
-        from tsfresh.feature_selection.relevance import calculate_relevance_table
+        """Test each feature against the labels; keep the relevant ones.
 
+        The same rows and labels (another model's fit on the same split or fold) are tested
+        once per process (:data:`SELECTION_MEMO`).
+        """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         self.n_features_in_ = X.shape[1]
-        frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
-        target = pd.Series(y, index=frame.index)
-        n_classes = len(np.unique(y))
         varying = np.nanstd(X, axis=0) > 0 if X.shape[0] else np.zeros(X.shape[1], dtype=bool)
-        support = np.zeros(X.shape[1], dtype=bool)
-        if n_classes >= 2 and varying.any():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                table = calculate_relevance_table(
-                    frame.loc[:, varying],
-                    target,
-                    ml_task="classification",
-                    multiclass=n_classes > 2,
-                    n_significant=1,
-                    n_jobs=0,  # no forked pool: see the class docstring
-                    fdr_level=self.fdr_level,
-                )
-            relevant = set(table.loc[table["relevant"], "feature"])
-            support = np.array([f"f{i}" in relevant for i in range(X.shape[1])])
+        key = content_key(X, y, params=("relevance", self.fdr_level))
+        support = SELECTION_MEMO.get(key, lambda: self._relevant(X, y, varying)).copy()
         self.fallback_ = not support.any()
         if self.fallback_:
             log.warning("relevance filter kept no feature; keeping all %d varying", varying.sum())
             support = varying if varying.any() else np.ones(X.shape[1], dtype=bool)
         self.support_ = support
         return self
+
+    def _relevant(self, X: np.ndarray, y: np.ndarray, varying: np.ndarray) -> np.ndarray:
+        """Mask of the varying features tsfresh's tests find relevant (all False: none)."""
+        from tsfresh.feature_selection.relevance import calculate_relevance_table
+
+        support = np.zeros(X.shape[1], dtype=bool)
+        n_classes = len(np.unique(y))
+        if n_classes < 2 or not varying.any():
+            return support
+        frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = calculate_relevance_table(
+                frame.loc[:, varying],
+                pd.Series(y, index=frame.index),
+                ml_task="classification",
+                multiclass=n_classes > 2,
+                n_significant=1,
+                n_jobs=0,  # no forked pool: see the class docstring
+                fdr_level=self.fdr_level,
+            )
+        relevant = set(table.loc[table["relevant"], "feature"])
+        return np.array([f"f{i}" in relevant for i in range(X.shape[1])])
 
     def transform(self, X: Any) -> np.ndarray:
         """The selected columns."""

@@ -164,6 +164,7 @@ def logistic_regression(cfg: Config, imbalance: str, grouped: bool = False) -> G
             LogisticRegression(
                 solver="saga",
                 max_iter=lr_cfg.max_iter,
+                tol=lr_cfg.tol,
                 class_weight="balanced" if imbalance == "class_weight" else None,
                 random_state=cfg.seed,
             ),

@@ -40,6 +40,7 @@ DIGITS = 3
 
 _LOCK = threading.Lock()
 _MEASURED: dict[str, dict[str, float]] = {}  # task run id -> times of its (retried) runs
+_ORIGIN = [time.perf_counter()]  # when the table started (reset): calls' start_s count from it
 _RECORDS: list[dict[str, Any]] = []
 _ON_NOTE: list[Callable[[], Any]] = []  # called after each record (the file so far)
 _WRITE_LOCK = threading.Lock()  # one listener call at a time: the last write has every record
@@ -88,7 +89,9 @@ def _store(start: tuple[float, float, float]) -> None:
     now = _clock()
     spent = {k: now[i] - start[i] for i, k in enumerate(("wall_s", "cpu_s", "thread_cpu_s"))}
     with _LOCK:
-        known = _MEASURED.setdefault(str(run_id), dict.fromkeys(spent, 0.0))
+        known = _MEASURED.setdefault(
+            str(run_id), {"start_s": start[0] - _ORIGIN[0], **dict.fromkeys(spent, 0.0)}
+        )  # a retry adds its times to the first try's, which gives the start
         for key, value in spent.items():
             known[key] += value
 
@@ -120,6 +123,7 @@ def note(stage: str, label: str, state: Any, value: Any = None) -> dict[str, Any
             k: (round(spent[k], DIGITS) if spent else (0.0 if cached else None))
             for k in ("wall_s", "cpu_s", "thread_cpu_s")
         },
+        "start_s": round(spent["start_s"], DIGITS) if spent else None,
     }
     with _LOCK:
         _RECORDS.append(record)
@@ -150,6 +154,7 @@ def reset(on_note: Callable[[], Any] | None = None) -> None:
     with _LOCK:
         _RECORDS.clear()
         _MEASURED.clear()
+        _ORIGIN[0] = time.perf_counter()
         _ON_NOTE[:] = [on_note] if on_note else []
 
 
@@ -160,7 +165,7 @@ def records() -> list[dict[str, Any]]:
 
 
 def timings_markdown(rows: Sequence[Mapping[str, Any]], title: str = "Where the time goes") -> str:
-    """A markdown table of task runs: stage, call, wall s, cpu s, cached.
+    """A markdown table of task runs: stage, call, start s, wall s, cpu s, cached.
 
     Args:
         rows: timing records (:func:`note`).
@@ -172,17 +177,20 @@ def timings_markdown(rows: Sequence[Mapping[str, Any]], title: str = "Where the 
     lines = [
         f"# {title}",
         "",
-        "| stage | call | wall s | cpu s | cached |",
-        "|---|---|---|---|---|",
+        "| stage | call | start s | wall s | cpu s | cached |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['stage']} | {r['call']} | {_seconds(r.get('wall_s'))}"
-            f" | {_seconds(r.get('cpu_s'))} | {'yes' if r.get('cached') else 'no'} |"
+            f"| {r['stage']} | {r['call']} | {_seconds(r.get('start_s'))}"
+            f" | {_seconds(r.get('wall_s'))} | {_seconds(r.get('cpu_s'))}"
+            f" | {'yes' if r.get('cached') else 'no'} |"
         )
     lines += [
         "",
-        "cpu s: the process's CPU during the call; concurrent calls share the process.",
+        "start s: when the call began, from the start of the pipeline run (start + wall of the"
+        " calls side by side show the critical path); cpu s: the process's CPU during the call;"
+        " concurrent calls share the process.",
     ]
     return "\n".join(lines) + "\n"
 

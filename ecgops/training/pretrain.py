@@ -119,6 +119,7 @@ class PretrainRun(TrainingRun):
         self.method = method
         self.n_classes = len(cfg.class_names(TASK))
         self.init_probe: dict[str, float] = {}
+        self.test_embedding: np.ndarray | None = None  # the test part's, from predict()
         self.encoder_file = encoder_file(cfg, method, scheme)
         self.encoder_sha = ""
 
@@ -270,6 +271,8 @@ class PretrainRun(TrainingRun):
         from ecgops.evaluation.embeddings import embed, probe_proba
 
         emb = embed(self.encoder, signals(beats), self.cfg.transfer.batch_size, self.device)
+        if timed:  # the test part: extra() scores both probe weightings on the same embeddings
+            self.test_embedding = emb
         return probe_proba(fitted.probe, emb, self.n_classes)
 
     def fit_timing(self, fitted: Pretrained, seconds: float, n_train: int) -> dict[str, float]:
@@ -301,7 +304,9 @@ class PretrainRun(TrainingRun):
 
         tc, res = self.cfg.transfer, fitted.result
         x_te, y_te = self.test
-        emb_te = embed(self.encoder, x_te, tc.batch_size, self.device)
+        emb_te = self.test_embedding
+        if emb_te is None or len(emb_te) != len(x_te):
+            emb_te = embed(self.encoder, x_te, tc.batch_size, self.device)
         # both probe weightings, for the record: plain accuracy favours the majority class (N)
         probes = {}
         for weighting in ("balanced", "none"):

@@ -144,6 +144,25 @@ def test_relevance_selector_keeps_informative_features() -> None:
     assert selector.transform(X).shape[1] == selector.get_support().sum()
 
 
+def test_relevance_selector_tests_the_same_rows_once(monkeypatch) -> None:
+    from ecgops.features import tsfeatures
+
+    memo = tsfeatures.ContentMemo(size=8)
+    monkeypatch.setattr(tsfeatures, "SELECTION_MEMO", memo)
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], 60)
+    X = np.column_stack([y + rng.normal(0, 0.3, 180), rng.normal(0, 1, (180, 4))])
+    first = RelevanceSelector(fdr_level=0.05).fit(X, y)
+    again = RelevanceSelector(fdr_level=0.05).fit(X.copy(), y.copy())  # another model's fit
+    assert (memo.misses, memo.hits) == (1, 1)
+    assert np.array_equal(first.get_support(), again.get_support()) and first.get_support()[0]
+    again.support_[0] = False  # a fitted selector's mask is its own, not the memo's
+    assert RelevanceSelector(fdr_level=0.05).fit(X, y).get_support()[0]
+    RelevanceSelector(fdr_level=0.01).fit(X, y)  # another parameter
+    RelevanceSelector(fdr_level=0.05).fit(X, np.roll(y, 1))  # other labels
+    assert memo.misses == 3
+
+
 def test_relevance_selector_falls_back_to_all_varying_features() -> None:
     X = np.column_stack([np.arange(6.0), np.ones(6)])
     selector = RelevanceSelector().fit(X, np.array([0, 1, 0, 1, 0, 1]))

@@ -172,5 +172,7 @@ def test_task_runs_are_timed_and_cache_hits_marked(in_server, smoke_project) -> 
     assert seen == [1, 2, 3]  # a run cut off after any call still leaves that call's times
     assert (first["stage"], first["cached"], first["ok"]) == ("spin", False, True)
     assert first["wall_s"] > 0 and first["cpu_s"] > 0 and first["mlflow_run_id"] == "run-300000"
-    assert again["cached"] and again["wall_s"] == 0.0
+    assert again["cached"] and again["wall_s"] == 0.0 and again["start_s"] is None
     assert not threaded["cached"] and threaded["wall_s"] > 0
+    # start_s counts from the reset: each call begins after the one before it ended
+    assert 0 <= first["start_s"] < first["start_s"] + first["wall_s"] <= threaded["start_s"]

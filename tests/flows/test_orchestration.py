@@ -202,13 +202,19 @@ def test_timings_table_and_report_section(cfg_smoke) -> None:
 
     assert timings_section(cfg_smoke) is None  # no pipeline run yet
     rows = [
-        {"stage": "train-deep", "call": "train-deep[ptb beat cnn]", "wall_s": 12.5, "cpu_s": 20.0},
+        {
+            "stage": "train-deep",
+            "call": "train-deep[ptb beat cnn]",
+            "wall_s": 12.5,
+            "cpu_s": 20.0,
+            "start_s": 3.0,
+        },
         {"stage": "train-deep", "call": "train-deep[ptb beat lstm]", "wall_s": 7.5, "cpu_s": 9.0},
         {"stage": "build", "call": "build[ptb]", "wall_s": 0.0, "cpu_s": 0.0, "cached": True},
     ]
     text = timing.timings_markdown(rows)
-    assert "| train-deep | train-deep[ptb beat cnn] | 12.5 | 20.0 | no |" in text
-    assert "| build | build[ptb] | 0.0 | 0.0 | yes |" in text
+    assert "| train-deep | train-deep[ptb beat cnn] | 3.0 | 12.5 | 20.0 | no |" in text
+    assert "| build | build[ptb] |  | 0.0 | 0.0 | yes |" in text  # cached: never started
     write_json({"profile": "smoke", "runs": rows}, timings_file(cfg_smoke))
     section = timings_section(cfg_smoke)
     assert section.title == "Where the time goes"
