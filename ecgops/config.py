@@ -229,6 +229,7 @@ class LGBMConfig(_Frozen):
     subsample: float
     subsample_freq: int
     colsample_bytree: float
+    max_bin: int = Field(default=255, ge=2)
 
 
 class ClassicalConfig(_Frozen):

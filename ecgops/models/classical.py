@@ -212,6 +212,7 @@ def lightgbm(cfg: Config, imbalance: str, n_classes: int) -> Any:
         subsample=gb.subsample,
         subsample_freq=gb.subsample_freq,
         colsample_bytree=gb.colsample_bytree,
+        max_bin=gb.max_bin,
         class_weight="balanced" if imbalance == "class_weight" else None,
         random_state=cfg.seed,
         n_jobs=cfg.classical.n_jobs,

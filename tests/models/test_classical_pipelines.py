@@ -68,7 +68,9 @@ def _on_a_training_segment(s: np.ndarray, members: np.ndarray, tol: float = 1e-5
     return False
 
 
-def test_pipeline_steps_follow_model_input_and_imbalance(cfg_smoke: Config) -> None:
+def test_pipeline_steps_follow_model_input_and_imbalance(
+    cfg_smoke: Config, cfg_smoke_factory
+) -> None:
     steps = lambda *a: [n for n, _ in build_pipeline(cfg_smoke, *a).steps]  # noqa: E731
     assert steps("rf", "raw", 2, "smote") == ["smote", "clf"]
     assert steps("lgbm", "raw", 2, "none") == ["clf"]
@@ -84,6 +86,13 @@ def test_pipeline_steps_follow_model_input_and_imbalance(cfg_smoke: Config) -> N
     assert [n for n, _ in lr_cw.estimator.steps] == ["scale", "lr"]
     assert lr_cw.estimator.named_steps["lr"].class_weight == "balanced"
     assert set(lr_cw.param_grid) == {"lr__C", "lr__l1_ratio"}
+    binned = build_pipeline(
+        cfg_smoke_factory(classical={"lgbm": {"max_bin": 63}}), "lgbm", "raw", 2
+    )
+    assert binned.named_steps["clf"].max_bin == 63  # the params' sizes reach the estimators
+    assert weighted.named_steps["clf"].max_bin == 255  # LightGBM's default unless set
+    stopped = build_pipeline(cfg_smoke_factory(classical={"lr": {"tol": 1e-3}}), "lr", "raw", 2)
+    assert stopped.named_steps["clf"].estimator.named_steps["lr"].tol == 1e-3
     with pytest.raises(ValueError, match="unknown model"):
         build_pipeline(cfg_smoke, "svm", "raw", 2)
     with pytest.raises(ValueError, match="unknown imbalance"):
