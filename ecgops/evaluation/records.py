@@ -149,7 +149,10 @@ def rule_from_tag(value: str | None) -> dict[str, Any] | None:
 
 
 def record_probabilities(
-    model: ProbabilityModel, frame: pd.DataFrame, method: str
+    model: ProbabilityModel,
+    frame: pd.DataFrame,
+    method: str,
+    inputs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predict a beat table (with a ``record`` column) and aggregate it per record.
 
@@ -157,13 +160,16 @@ def record_probabilities(
         model: a beat model (e.g. :class:`ecgops.registry.model.LoadedModel`).
         frame: beats with ``record`` and ``label`` columns.
         method: aggregation (see :func:`aggregate`).
+        inputs: the model's input for ``frame``'s rows when it reads more than the beats
+            (leads side by side, the RR context); default the beats.
 
     Returns:
         ``(beat probabilities (n, k), record probabilities (r, k), record labels (r,))``.
     """
     from ecgops.schema import labels, signals
 
-    proba = np.asarray(model.predict_proba(signals(frame)), dtype=np.float64)
+    x = signals(frame) if inputs is None else inputs
+    proba = np.asarray(model.predict_proba(x), dtype=np.float64)
     keys = frame["record"].astype(str).to_numpy()
     return proba, *per_record(proba, labels(frame), keys, method)
 

@@ -206,7 +206,7 @@ def fit_record_rule(
     Returns:
         ``(rule, "ok")`` or ``(None, reason)``.
     """
-    from ecgops.evaluation.records import fit_rule, per_record
+    from ecgops.evaluation.records import fit_rule, record_probabilities
     from ecgops.registry.model import load_model
 
     val = val_data
@@ -222,9 +222,8 @@ def fit_record_rule(
     try:
         model = load_model(candidate.model_uri, cfg)
         # the model's own input: its leads side by side, or the beats with their RR context
-        x, y = as_xy(val, context=needs_context(candidate.run), leads=leads)
-        keys = val["record"].astype(str).to_numpy()
-        rec_p, rec_y = per_record(model.predict_proba(x), y, keys, method)
+        x, _ = as_xy(val, context=needs_context(candidate.run), leads=leads)
+        _, rec_p, rec_y = record_probabilities(model, val, method, inputs=x)
     except (RegistryError, DataError, ValueError) as exc:
         return None, f"validation prediction failed: {exc}"
     rule = fit_rule(rec_p, rec_y, method)
