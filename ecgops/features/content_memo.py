@@ -95,9 +95,3 @@ class ContentMemo:
             with self._lock:
                 del self._running[key]
             running.release()
-
-    def clear(self) -> None:
-        """Forget every stored result (and the hit counts)."""
-        with self._lock:
-            self._done.clear()
-            self.hits = self.misses = 0
